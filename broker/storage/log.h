@@ -1,0 +1,150 @@
+// PartitionLog: one partition's log, a directory of segments
+// (<base>.log, <base>.index, <base>.timeindex) plus a leader-epoch checkpoint
+// (docs/formats/segment.md). Batches are Kafka RecordBatch v2 bytes stored as
+// received, with base offset and leader epoch patched in place.
+//
+// Thread-safety: every method is thread-safe (one internal mutex for writers;
+// reads of sealed data do not block appends for long).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "broker/storage/fs.h"
+#include "common/types.h"
+
+namespace brook::storage {
+
+enum class FlushPolicy {
+  kAlways,    // group-commit fsync before acknowledging (default)
+  kInterval,  // fsync every flush_interval_ms by the Flusher
+  kOs,        // never fsync explicitly (except on roll and close)
+};
+
+struct LogConfig {
+  FlushPolicy flush_policy = FlushPolicy::kAlways;
+  int64_t flush_interval_ms = 1000;
+  int64_t segment_bytes = 1LL << 30;
+  int64_t segment_ms = 7LL * 24 * 3600 * 1000;
+  int64_t retention_ms = 7LL * 24 * 3600 * 1000;  // -1: forever
+  int64_t retention_bytes = -1;                   // -1: no limit
+  int32_t index_interval_bytes = 4096;
+  int32_t max_batch_bytes = 8 * 1024 * 1024;  // RECORD_TOO_LARGE above this
+};
+
+struct AppendResult {
+  Offset base_offset;  // first offset of the first batch
+  Offset last_offset;  // last offset of the last batch
+  int64_t max_timestamp = -1;
+  size_t bytes = 0;
+};
+
+class Flusher;
+
+class PartitionLog {
+ public:
+  // Opens or creates the log in `dir`, recovering after a crash: the active
+  // segment is scanned from its last index entry, each batch's length and CRC
+  // checked, a torn or corrupt tail truncated, indexes rebuilt.
+  // `flusher` (may be null: then WhenDurable syncs inline) must outlive the log.
+  static absl::StatusOr<std::unique_ptr<PartitionLog>> Open(FileSystem* fs, std::string dir,
+                                                            LogConfig config,
+                                                            Flusher* flusher = nullptr);
+  ~PartitionLog();
+
+  // Leader append: validates each batch in `batches` (one or more concatenated;
+  // CRC, sizes), assigns offsets from the log end and sets `epoch` in place
+  // (the caller's buffer is modified), then writes them (buffered). Nothing is
+  // written if any batch is invalid (CORRUPT_MESSAGE / RECORD_TOO_LARGE).
+  // Rolls the segment by size or age first when due. Fails with STORAGE_FULL
+  // on ENOSPC (nothing partial is left behind) and STORAGE_ERROR once the log
+  // has failed.
+  absl::StatusOr<AppendResult> Append(std::span<uint8_t> batches, LeaderEpoch epoch);
+
+  // Follower append: batches already carry offsets and epochs, which must
+  // start at log_end_offset().
+  absl::StatusOr<AppendResult> AppendReplicated(std::span<const uint8_t> batches);
+
+  // Calls `done` once every offset <= `offset` is durable under the log's flush
+  // policy (kAlways: after a group-commit fsync that covers it; kInterval and
+  // kOs: at once). `done` runs on the flusher thread or inline; it must not
+  // block. A failed fsync fails `done` and every later write (STORAGE_ERROR).
+  void WhenDurable(Offset offset, std::function<void(absl::Status)> done);
+
+  // Fsyncs everything written so far (blocking). Used on close and by tests.
+  absl::Status Sync();
+
+  // Reads whole batches, starting with the batch that contains `offset`, until
+  // `max_bytes` (but at least one whole batch) and excluding batches whose
+  // base offset is >= `max_offset`. Empty when offset >= max_offset.
+  // OFFSET_OUT_OF_RANGE if offset < log_start_offset() or > log_end_offset().
+  absl::StatusOr<std::vector<uint8_t>> Read(Offset offset, size_t max_bytes,
+                                            Offset max_offset) const;
+
+  // The first offset whose batch max timestamp is >= `timestamp_ms` (the
+  // batch's base offset; consumers skip earlier records), or log_end_offset()
+  // when there is none.
+  absl::StatusOr<Offset> OffsetForTimestamp(int64_t timestamp_ms) const;
+
+  // Removes every offset >= `offset` (replication seam). No-op past the end.
+  absl::Status TruncateTo(Offset offset);
+
+  // Deletes whole sealed segments past retention_ms (by their max timestamp)
+  // or beyond retention_bytes; returns how many were deleted. The active
+  // segment is never deleted, but is rolled first if it alone is too old.
+  absl::StatusOr<int> ApplyRetention(int64_t now_ms);
+
+  // Leader-epoch cache (KIP-101 seam): the first offset of each epoch.
+  // Returns the end offset of `epoch` (start of the next higher epoch, or the
+  // log end) and the largest epoch <= `epoch`, as Kafka's
+  // OffsetsForLeaderEpoch does; nullopt when no such epoch is known.
+  std::optional<std::pair<LeaderEpoch, Offset>> EndOffsetForEpoch(LeaderEpoch epoch) const;
+  std::optional<LeaderEpoch> latest_epoch() const;
+
+  Offset log_start_offset() const;
+  Offset log_end_offset() const;   // the next offset to assign
+  Offset durable_offset() const;   // every offset < this has been fsynced
+  int64_t size_bytes() const;
+  int segment_count() const;
+  const std::string& dir() const;
+  const LogConfig& config() const;
+  // True after a write or fsync failure; the log then refuses writes.
+  bool failed() const;
+
+  // Flushes and closes files. Further calls fail.
+  absl::Status Close();
+
+  struct Impl;
+
+ private:
+  explicit PartitionLog(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// One background thread that performs group-commit fsyncs for every log that
+// has waiters (kAlways) and periodic fsyncs (kInterval). Thread-safe.
+class Flusher {
+ public:
+  Flusher();
+  ~Flusher();  // stops and joins; logs must be closed first
+  Flusher(const Flusher&) = delete;
+  Flusher& operator=(const Flusher&) = delete;
+
+  // Internal to PartitionLog: schedule `log` for an fsync soon.
+  void Schedule(PartitionLog::Impl* log);
+  void Register(PartitionLog::Impl* log);
+  void Unregister(PartitionLog::Impl* log);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace brook::storage

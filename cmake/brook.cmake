@@ -1,0 +1,22 @@
+# brook_cc_library(NAME x SRCS ... DEPS ...) defines brook_x with alias brook::x.
+function(brook_cc_library)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS" ${ARGN})
+  add_library(brook_${ARG_NAME} ${ARG_SRCS})
+  add_library(brook::${ARG_NAME} ALIAS brook_${ARG_NAME})
+  target_include_directories(brook_${ARG_NAME} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/include)
+  target_link_libraries(brook_${ARG_NAME} PUBLIC ${ARG_DEPS})
+endfunction()
+
+# brook_cc_test(NAME x SRCS ... DEPS ... LABELS unit|integration|sim|fuzz [TIMEOUT s])
+function(brook_cc_test)
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/include)
+  add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  set_tests_properties(${ARG_NAME} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+    ENVIRONMENT "BROOK_BUILD_DIR=${PROJECT_BINARY_DIR}")
+endfunction()
