@@ -37,6 +37,11 @@ class Request {
   uint32_t correlation_id() const { return correlation_id_; }
   std::string_view header() const { return header_; }  // protobuf bytes
   std::span<const uint8_t> payload() const { return payload_; }
+  // The payload may be patched in place (the broker assigns offsets in the
+  // received batches): the frame buffer belongs to this request alone.
+  std::span<uint8_t> mutable_payload() const {
+    return {const_cast<uint8_t*>(payload_.data()), payload_.size()};
+  }
   // The peer address "host:port", for logs.
   const std::string& peer() const;
 
