@@ -120,6 +120,10 @@ class RecordReader {
   // DataLoss on malformed bytes.
   absl::Status Read(const RecordBatchView& batch, std::vector<RecordView>* out);
 
+  // Frees the decompression buffers; every RecordView read so far from a
+  // compressed batch is invalid afterwards.
+  void Clear() { buffers_.clear(); }
+
  private:
   std::vector<std::vector<uint8_t>> buffers_;  // decompressed record sections
 };

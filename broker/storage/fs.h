@@ -15,8 +15,8 @@
 
 namespace brook::storage {
 
-// One open file. Not thread-safe except that PRead may run concurrently with
-// anything else.
+// One open file. Not thread-safe except that PRead and Sync may run
+// concurrently with anything else (the flusher fsyncs while appends go on).
 class File {
  public:
   virtual ~File() = default;

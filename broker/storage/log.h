@@ -37,6 +37,9 @@ struct LogConfig {
   int64_t retention_bytes = -1;                   // -1: no limit
   int32_t index_interval_bytes = 4096;
   int32_t max_batch_bytes = 8 * 1024 * 1024;  // RECORD_TOO_LARGE above this
+  // Wall clock in ms for segment age (segment_ms); null: the system clock.
+  // Tests inject a fake clock here.
+  std::function<int64_t()> now_ms;
 };
 
 struct AppendResult {
@@ -76,6 +79,10 @@ class PartitionLog {
   // policy (kAlways: after a group-commit fsync that covers it; kInterval and
   // kOs: at once). `done` runs on the flusher thread or inline; it must not
   // block. A failed fsync fails `done` and every later write (STORAGE_ERROR).
+  // `offset` should be below log_end_offset(): a waiter for an offset not yet
+  // written stays queued until a later group commit (triggered by another
+  // WhenDurable) covers it, or fails at Close; without a flusher it fails at
+  // once with OutOfRange.
   void WhenDurable(Offset offset, std::function<void(absl::Status)> done);
 
   // Fsyncs everything written so far (blocking). Used on close and by tests.
@@ -94,6 +101,10 @@ class PartitionLog {
   absl::StatusOr<Offset> OffsetForTimestamp(int64_t timestamp_ms) const;
 
   // Removes every offset >= `offset` (replication seam). No-op past the end.
+  // Batches are never split: a batch that straddles `offset` is removed
+  // entirely, so the log may end below `offset` (check log_end_offset()).
+  // Below log_start_offset() the log is emptied and restarts at `offset`.
+  // Durable: the cut segment is fsynced before this returns.
   absl::Status TruncateTo(Offset offset);
 
   // Deletes whole sealed segments past retention_ms (by their max timestamp)
