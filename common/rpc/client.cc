@@ -165,7 +165,7 @@ struct RpcClient::Impl : std::enable_shared_from_this<RpcClient::Impl> {
             absl::StrCat(proto::ErrorCode_Name(err.error_code()), ": ", err.error_message());
       }
     } else {
-      spdlog::warn("rpc {}: response with unknown correlation id {} (api {}) ignored", address,
+      spdlog::debug("rpc {}: response with unknown correlation id {} (api {}) ignored", address,
                    current_corr, r.api & ~kResponseBit);
     }
     ReadPrefix();

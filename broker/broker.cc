@@ -1,0 +1,926 @@
+// The broker role: request handlers (Produce, Fetch with long-poll,
+// ListOffsets, Metadata), the coordinator heartbeat loop that drives the
+// PartitionManager, the name-server registration loop, retention and metrics.
+#include "broker/broker.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "boost/asio/dispatch.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/asio/strand.hpp"
+#include "broker/partition.h"
+#include "broker/storage/log.h"
+#include "common/errors.h"
+#include "common/http/metrics.h"
+#include "common/record_batch.h"
+#include "common/rpc/client.h"
+#include "spdlog/spdlog.h"
+
+namespace brook::broker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int32_t kDefaultFetchMaxBytes = 32 * 1024 * 1024;
+constexpr auto kConnectTimeout = std::chrono::milliseconds(1000);
+constexpr auto kRetryBackoff = std::chrono::milliseconds(200);
+
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+const char* ApiLabel(proto::Api api) {
+  switch (api) {
+    case proto::API_PRODUCE: return "produce";
+    case proto::API_FETCH: return "fetch";
+    case proto::API_LIST_OFFSETS: return "list_offsets";
+    case proto::API_METADATA: return "metadata";
+    default: return "other";
+  }
+}
+
+metrics::Histogram* LatencyHistogram(proto::Api api) {
+  return metrics::Registry::Global().GetHistogram(
+      "brook_request_latency_seconds", {{"api", ApiLabel(api)}},
+      "Broker request latency from receipt to response, per api");
+}
+
+void CountError(proto::Api api, proto::ErrorCode code) {
+  if (code == proto::NONE) return;
+  metrics::Registry::Global()
+      .GetCounter("brook_errors_total", {{"api", ApiLabel(api)}, {"code", proto::ErrorCode_Name(code)}},
+                  "Errors returned by the broker, per api and error code")
+      ->Inc();
+}
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+int64_t RecordCount(std::span<const uint8_t> bytes) {
+  auto batches = SplitBatches(bytes, /*allow_partial_tail=*/true);
+  if (!batches.ok()) return 0;
+  int64_t n = 0;
+  for (const auto& b : *batches) n += b.record_count();
+  return n;
+}
+
+std::string JsonEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += absl::StrFormat("\\u%04x", static_cast<int>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string JsonIntArray(const google::protobuf::RepeatedField<int32_t>& v) {
+  std::string out = "[";
+  for (int i = 0; i < v.size(); ++i) absl::StrAppend(&out, i ? "," : "", v[i]);
+  return out + "]";
+}
+
+// One fetch request, possibly parked for long-poll. Every step runs on
+// `strand`, so the session needs no lock of its own.
+struct FetchSession {
+  FetchSession(boost::asio::io_context& io, rpc::Request r)
+      : req(std::move(r)), strand(boost::asio::make_strand(io)), timer(strand) {}
+  rpc::Request req;
+  proto::FetchRequest fetch;
+  Clock::time_point start = Clock::now();
+  boost::asio::strand<boost::asio::io_context::executor_type> strand;
+  boost::asio::steady_timer timer;
+  bool done = false;
+  bool parked = false;
+  // One flag per partition of the request: a waiter is registered on it.
+  std::vector<bool> waiting;
+  // A re-run is already queued on the strand.
+  std::atomic<bool> rerun_queued{false};
+};
+
+// One produce request whose appends await durability.
+struct ProduceContext {
+  rpc::Request req;
+  int32_t acks = 1;
+  Clock::time_point start = Clock::now();
+  std::mutex mu;
+  proto::ProduceResponse resp;
+  std::atomic<int> pending{1};
+};
+
+}  // namespace
+
+// Everything the broker is made of. Shared with the RPC handlers (which keep
+// it alive while the server holds them); timers, waiters and the metrics
+// collector hold weak references. Members are guarded as annotated; the
+// rest is set before Start and then read-only.
+struct Broker::State : std::enable_shared_from_this<Broker::State> {
+  State(storage::FileSystem* f, BrokerOptions o, boost::asio::io_context& i)
+      : fs(f), options(std::move(o)), io(i) {}
+  ~State() {
+    if (partitions != nullptr) partitions->CloseAll().IgnoreError();
+    partitions.reset();
+    flusher.reset();
+  }
+
+  storage::FileSystem* const fs;
+  BrokerOptions options;
+  boost::asio::io_context& io;
+  std::unique_ptr<storage::Flusher> flusher;
+  std::unique_ptr<PartitionManager> partitions;
+
+  metrics::Histogram* produce_latency = LatencyHistogram(proto::API_PRODUCE);
+  metrics::Histogram* fetch_latency = LatencyHistogram(proto::API_FETCH);
+  metrics::Histogram* list_offsets_latency = LatencyHistogram(proto::API_LIST_OFFSETS);
+  metrics::Histogram* metadata_latency = LatencyHistogram(proto::API_METADATA);
+
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> registered{false};
+  std::atomic<bool> started{false};
+  std::thread heartbeat_thread;
+  std::thread nameserver_thread;
+  std::shared_ptr<boost::asio::steady_timer> retention_timer;
+
+  // Wakes the loops: `stop_requested` ends them, `routes_dirty` triggers an
+  // immediate registration with the name servers.
+  absl::Mutex loop_mu;
+  bool stop_requested ABSL_GUARDED_BY(loop_mu) = false;
+  bool routes_dirty ABSL_GUARDED_BY(loop_mu) = false;
+
+  // What the last heartbeat told us; the advertised address.
+  mutable absl::Mutex meta_mu;
+  std::vector<proto::CoordinatorInfo> coordinators ABSL_GUARDED_BY(meta_mu);
+  int64_t metadata_offset ABSL_GUARDED_BY(meta_mu) = -1;
+
+  // Outgoing connections, closed by Stop to unblock the loops.
+  absl::Mutex client_mu;
+  std::shared_ptr<rpc::RpcClient> coordinator_client ABSL_GUARDED_BY(client_mu);
+  std::vector<std::shared_ptr<rpc::RpcClient>> nameserver_clients ABSL_GUARDED_BY(client_mu);
+
+  // Parked fetch sessions (answered with SHUTTING_DOWN by Stop).
+  absl::Mutex parked_mu;
+  std::set<std::shared_ptr<FetchSession>> parked ABSL_GUARDED_BY(parked_mu);
+
+  std::mutex stop_mu;
+  bool stopped = false;
+  absl::Status stop_status;
+
+  // ---- helpers ----
+  proto::BrokerInfo Self() const {
+    absl::MutexLock l(&meta_mu);
+    proto::BrokerInfo b;
+    b.set_broker_id(options.id.value());
+    b.set_host(options.advertised_host);
+    b.set_port(options.port);
+    return b;
+  }
+
+  std::vector<proto::CoordinatorInfo> Coordinators() const {
+    absl::MutexLock l(&meta_mu);
+    if (!coordinators.empty()) return coordinators;
+    std::vector<proto::CoordinatorInfo> out;
+    for (const auto& hp : options.coordinators) {
+      auto parsed = rpc::ParseHostPort(hp);
+      if (!parsed.ok()) continue;
+      proto::CoordinatorInfo c;
+      c.set_coordinator_id(-1);
+      c.set_host(parsed->first);
+      c.set_port(parsed->second);
+      out.push_back(c);
+    }
+    return out;
+  }
+
+  // Waits up to `d` or until Stop (or `dirty`, when given) is signalled.
+  void Sleep(std::chrono::milliseconds d, bool wake_on_dirty = false) {
+    absl::MutexLock l(&loop_mu);
+    auto cond = [this, wake_on_dirty]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_mu) {
+      return stop_requested || (wake_on_dirty && routes_dirty);
+    };
+    loop_mu.AwaitWithTimeout(absl::Condition(&cond), absl::FromChrono(d));
+  }
+
+  std::shared_ptr<rpc::RpcClient> Connect(const std::string& host_port) {
+    auto hp = rpc::ParseHostPort(host_port);
+    if (!hp.ok()) return nullptr;
+    rpc::ClientOptions copts;
+    copts.connect_timeout = kConnectTimeout;
+    auto c = rpc::RpcClient::Connect(io, hp->first, hp->second, copts);
+    if (!c.ok()) return nullptr;
+    return *c;
+  }
+
+  // ---- coordinator heartbeat ----
+  void HeartbeatLoop() {
+    size_t idx = 0;
+    int64_t broker_epoch = 0;
+    int64_t known = -1;
+    bool first_apply = true;
+    bool last_ok = true;
+    while (!stopping.load()) {
+      std::shared_ptr<rpc::RpcClient> client;
+      {
+        absl::MutexLock l(&client_mu);
+        if (stopping.load()) break;
+        if (coordinator_client == nullptr || !coordinator_client->connected()) {
+          coordinator_client = nullptr;
+        }
+        client = coordinator_client;
+      }
+      const std::string& target = options.coordinators[idx % options.coordinators.size()];
+      if (client == nullptr) {
+        client = Connect(target);
+        if (client == nullptr) {
+          if (last_ok) spdlog::warn("broker: cannot connect to coordinator {}", target);
+          last_ok = false;
+          idx++;
+          Sleep(kRetryBackoff);
+          continue;
+        }
+        absl::MutexLock l(&client_mu);
+        if (stopping.load()) {
+          client->Close();
+          break;
+        }
+        coordinator_client = client;
+      }
+      proto::BrokerHeartbeatRequest req;
+      *req.mutable_broker() = Self();
+      req.set_broker_epoch(broker_epoch);
+      req.set_known_metadata_offset(known);
+      req.set_max_wait_ms(known < 0 ? 0 : static_cast<int32_t>(options.coordinator_heartbeat_ms));
+      proto::BrokerHeartbeatResponse resp;
+      auto sent = Clock::now();
+      auto r = client->CallSync(proto::API_BROKER_HEARTBEAT, 0, req, {}, &resp,
+                                std::chrono::milliseconds(options.coordinator_heartbeat_ms + 5000));
+      if (stopping.load()) break;
+      if (!r.ok()) {
+        if (last_ok) {
+          spdlog::warn("broker: heartbeat to coordinator {} failed: {}", target,
+                       r.status().ToString());
+        }
+        last_ok = false;
+        // Whatever failed (connection, timeout, a coordinator that is not the
+        // leader or is stopping), start over with a fresh connection to the
+        // next quorum member; the coordinator re-registers a broker whose
+        // epoch it does not know.
+        {
+          absl::MutexLock l(&client_mu);
+          if (coordinator_client == client) coordinator_client = nullptr;
+        }
+        client->Close();
+        idx++;
+        known = -1;
+        Sleep(kRetryBackoff);
+        continue;
+      }
+      if (!last_ok) spdlog::info("broker: heartbeat to coordinator {} succeeded", target);
+      last_ok = true;
+      broker_epoch = resp.broker_epoch();
+      registered.store(true);
+      bool offset_moved = resp.metadata_offset() != known;
+      if (offset_moved || first_apply) {
+        std::vector<proto::PartitionAssignment> assignments(resp.assignments().begin(),
+                                                            resp.assignments().end());
+        auto changed = partitions->Apply(assignments, /*remove_unknown_dirs=*/first_apply);
+        if (!changed.ok()) {
+          if (stopping.load()) break;
+          spdlog::error("broker: applying assignments failed: {}", changed.status().ToString());
+          Sleep(kRetryBackoff);
+          continue;
+        }
+        first_apply = false;
+        {
+          absl::MutexLock l(&meta_mu);
+          coordinators.assign(resp.coordinators().begin(), resp.coordinators().end());
+          metadata_offset = resp.metadata_offset();
+        }
+        if (*changed) {
+          absl::MutexLock l(&loop_mu);
+          routes_dirty = true;
+        }
+      }
+      known = resp.metadata_offset();
+      // A coordinator that answers at once with nothing new would make this
+      // loop spin; pace it.
+      if (!offset_moved && Clock::now() - sent < std::chrono::milliseconds(50)) {
+        Sleep(std::chrono::milliseconds(std::max<int64_t>(options.coordinator_heartbeat_ms / 2, 1)));
+      }
+    }
+  }
+
+  // ---- name-server registration ----
+  proto::RegisterBrokerRequest BuildRegistration() const {
+    proto::RegisterBrokerRequest req;
+    *req.mutable_broker() = Self();
+    std::map<std::string, proto::TopicRoute*> by_topic;
+    for (const auto& p : partitions->All()) {
+      if (p->closed()) continue;
+      proto::PartitionAssignment a = p->assignment();
+      proto::TopicRoute*& route = by_topic[a.topic()];
+      if (route == nullptr) {
+        route = req.add_routes();
+        route->set_topic(a.topic());
+      }
+      proto::PartitionRoute* pr = route->add_partitions();
+      pr->set_partition(a.partition());
+      pr->set_leader(a.leader());
+      pr->set_leader_epoch(a.leader_epoch());
+      *pr->mutable_replicas() = a.replicas();
+      *pr->mutable_isr() = a.isr();
+    }
+    for (const auto& c : Coordinators()) *req.add_coordinators() = c;
+    absl::MutexLock l(&meta_mu);
+    req.set_metadata_offset(metadata_offset);
+    return req;
+  }
+
+  void NameServerLoop() {
+    const size_t n = options.nameservers.size();
+    {
+      absl::MutexLock l(&client_mu);
+      nameserver_clients.assign(n, nullptr);
+    }
+    std::vector<bool> last_ok(n, true);
+    while (!stopping.load()) {
+      {
+        absl::MutexLock l(&loop_mu);
+        routes_dirty = false;
+      }
+      proto::RegisterBrokerRequest req = BuildRegistration();
+      for (size_t i = 0; i < n && !stopping.load(); ++i) {
+        std::shared_ptr<rpc::RpcClient> client;
+        {
+          absl::MutexLock l(&client_mu);
+          if (nameserver_clients[i] != nullptr && !nameserver_clients[i]->connected()) {
+            nameserver_clients[i] = nullptr;
+          }
+          client = nameserver_clients[i];
+        }
+        if (client == nullptr) {
+          client = Connect(options.nameservers[i]);
+          if (client == nullptr) {
+            if (last_ok[i]) spdlog::warn("broker: cannot connect to name server {}", options.nameservers[i]);
+            last_ok[i] = false;
+            continue;
+          }
+          absl::MutexLock l(&client_mu);
+          if (stopping.load()) {
+            client->Close();
+            break;
+          }
+          nameserver_clients[i] = client;
+        }
+        proto::RegisterBrokerResponse resp;
+        auto r = client->CallSync(proto::API_REGISTER_BROKER, 0, req, {}, &resp,
+                                  std::chrono::milliseconds(2000));
+        if (!r.ok()) {
+          if (last_ok[i]) {
+            spdlog::warn("broker: registration with name server {} failed: {}",
+                         options.nameservers[i], r.status().ToString());
+          }
+          last_ok[i] = false;
+          continue;
+        }
+        if (!last_ok[i]) spdlog::info("broker: registered with name server {}", options.nameservers[i]);
+        last_ok[i] = true;
+      }
+      Sleep(std::chrono::milliseconds(options.nameserver_heartbeat_ms), /*wake_on_dirty=*/true);
+    }
+  }
+
+  // ---- retention ----
+  void ScheduleRetention() {
+    if (retention_timer == nullptr) {
+      retention_timer = std::make_shared<boost::asio::steady_timer>(io);
+    }
+    retention_timer->expires_after(std::chrono::milliseconds(options.retention_check_ms));
+    std::weak_ptr<State> weak = weak_from_this();
+    retention_timer->async_wait([weak](const boost::system::error_code& ec) {
+      if (ec) return;
+      auto self = weak.lock();
+      if (self == nullptr || self->stopping.load()) return;
+      int64_t now = NowMs();
+      for (const auto& p : self->partitions->All()) {
+        auto n = p->log().ApplyRetention(now);
+        if (!n.ok()) {
+          if (!p->closed()) {
+            spdlog::warn("partition {}: retention failed: {}", p->tp().ToString(),
+                         n.status().ToString());
+          }
+        } else if (*n > 0) {
+          spdlog::info("partition {}: retention deleted {} segment(s)", p->tp().ToString(), *n);
+        }
+      }
+      self->ScheduleRetention();
+    });
+  }
+
+  // ---- Produce ----
+  void HandleProduce(rpc::Request req) {
+    auto start = Clock::now();
+    proto::ProduceRequest pr;
+    auto fail = [&](proto::ErrorCode code, std::string_view msg) {
+      CountError(proto::API_PRODUCE, code);
+      req.RespondError(code, msg);
+      produce_latency->Observe(SecondsSince(start));
+    };
+    if (!req.ParseHeader(&pr)) return fail(proto::INVALID_REQUEST, "unparsable ProduceRequest");
+    if (pr.acks() != 0 && pr.acks() != 1 && pr.acks() != -1) {
+      return fail(proto::INVALID_REQUIRED_ACKS, absl::StrCat("acks must be 0, 1 or -1, not ", pr.acks()));
+    }
+    uint64_t total = 0;
+    for (const auto& p : pr.partitions()) total += p.size();
+    std::span<uint8_t> payload = req.mutable_payload();
+    if (total != payload.size()) {
+      return fail(proto::INVALID_REQUEST,
+                  absl::StrCat("partition sizes add up to ", total, " but the payload has ",
+                               payload.size(), " bytes"));
+    }
+    if (stopping.load()) return fail(proto::SHUTTING_DOWN, "broker is stopping");
+
+    auto ctx = std::make_shared<ProduceContext>();
+    ctx->req = req;
+    ctx->acks = pr.acks();
+    ctx->start = start;
+    for (int i = 0; i < pr.partitions_size(); ++i) ctx->resp.add_partitions();
+    size_t pos = 0;
+    for (int i = 0; i < pr.partitions_size(); ++i) {
+      const proto::ProducePartition& pp = pr.partitions(i);
+      std::span<uint8_t> data = payload.subspan(pos, pp.size());
+      pos += pp.size();
+      proto::ProducePartitionResult* res;
+      {
+        std::lock_guard<std::mutex> l(ctx->mu);
+        res = ctx->resp.mutable_partitions(i);
+        res->set_topic(pp.topic());
+        res->set_partition(pp.partition());
+        res->set_base_offset(-1);
+        res->set_log_append_time(-1);
+        res->set_log_start_offset(-1);
+        res->set_leader_hint(-1);
+      }
+      auto set_error = [&](proto::ErrorCode code, std::string msg) {
+        std::lock_guard<std::mutex> l(ctx->mu);
+        res->set_error_code(code);
+        res->set_error_message(std::move(msg));
+      };
+      std::shared_ptr<Partition> p = partitions->Get({pp.topic(), PartitionId(pp.partition())});
+      if (p == nullptr) {
+        set_error(proto::UNKNOWN_TOPIC_OR_PARTITION,
+                  absl::StrCat("this broker does not host ", pp.topic(), "-", pp.partition()));
+        continue;
+      }
+      NodeId leader = p->leader();
+      if (leader != options.id) {
+        set_error(proto::NOT_LEADER, absl::StrCat("broker ", options.id.value(),
+                                                  " is not the leader of ", p->tp().ToString()));
+        std::lock_guard<std::mutex> l(ctx->mu);
+        res->set_leader_hint(leader.value() >= 0 ? leader.value() : -1);
+        continue;
+      }
+      if (data.empty()) {
+        set_error(proto::CORRUPT_MESSAGE, "no record batch for this partition");
+        continue;
+      }
+      auto appended = p->log().Append(data, p->leader_epoch());
+      if (!appended.ok()) {
+        set_error(ToErrorCode(appended.status()), std::string(appended.status().message()));
+        continue;
+      }
+      p->bytes_in->Inc(static_cast<double>(appended->bytes));
+      p->records_in->Inc(static_cast<double>(appended->last_offset - appended->base_offset + 1));
+      {
+        std::lock_guard<std::mutex> l(ctx->mu);
+        res->set_base_offset(appended->base_offset.value());
+        res->set_log_start_offset(p->log().log_start_offset().value());
+      }
+      ctx->pending.fetch_add(1);
+      // Runs on the flusher thread: holds no reference to the broker, so the
+      // broker is never destroyed there.
+      metrics::Histogram* latency = produce_latency;
+      p->log().WhenDurable(appended->last_offset, [latency, ctx, p, i](absl::Status s) {
+        p->RefreshHighWatermark();
+        if (!s.ok()) {
+          std::lock_guard<std::mutex> l(ctx->mu);
+          auto* r = ctx->resp.mutable_partitions(i);
+          r->set_error_code(ToErrorCode(s));
+          r->set_error_message(std::string(s.message()));
+          r->set_base_offset(-1);
+        }
+        if (ctx->pending.fetch_sub(1) == 1) FinishProduce(*ctx, latency);
+      });
+    }
+    if (ctx->pending.fetch_sub(1) == 1) FinishProduce(*ctx, produce_latency);
+  }
+
+  static void FinishProduce(ProduceContext& ctx, metrics::Histogram* latency) {
+    std::lock_guard<std::mutex> l(ctx.mu);
+    for (const auto& r : ctx.resp.partitions()) CountError(proto::API_PRODUCE, r.error_code());
+    if (ctx.acks != 0) ctx.req.Respond(ctx.resp);
+    latency->Observe(SecondsSince(ctx.start));
+  }
+
+  // ---- Fetch ----
+  void HandleFetch(rpc::Request req) {
+    auto session = std::make_shared<FetchSession>(io, req);
+    if (!req.ParseHeader(&session->fetch)) {
+      CountError(proto::API_FETCH, proto::INVALID_REQUEST);
+      req.RespondError(proto::INVALID_REQUEST, "unparsable FetchRequest");
+      return;
+    }
+    if (stopping.load()) {
+      CountError(proto::API_FETCH, proto::SHUTTING_DOWN);
+      req.RespondError(proto::SHUTTING_DOWN, "broker is stopping");
+      return;
+    }
+    session->waiting.assign(session->fetch.partitions_size(), false);
+    auto self = shared_from_this();
+    boost::asio::dispatch(session->strand, [self, session] { self->RunFetch(session, false); });
+  }
+
+  // Runs on session->strand. Reads every partition; answers when enough bytes
+  // are there, on an error, at the deadline (`final`), or parks the session.
+  void RunFetch(const std::shared_ptr<FetchSession>& s, bool final) {
+    s->rerun_queued.store(false);
+    if (s->done) return;
+    const proto::FetchRequest& f = s->fetch;
+    const bool may_park = !final && f.max_wait_ms() > 0 && !stopping.load();
+
+    std::vector<std::shared_ptr<Partition>> parts(f.partitions_size());
+    for (int i = 0; i < f.partitions_size(); ++i) {
+      parts[i] = partitions->Get({f.partitions(i).topic(), PartitionId(f.partitions(i).partition())});
+    }
+    // Register waiters before reading, so a high watermark that moves during
+    // the read still wakes the session.
+    if (may_park) {
+      std::weak_ptr<FetchSession> weak = s;
+      std::weak_ptr<State> weak_state = weak_from_this();
+      for (int i = 0; i < f.partitions_size(); ++i) {
+        if (parts[i] == nullptr || s->waiting[i]) continue;
+        s->waiting[i] = true;
+        parts[i]->AddWaiter([weak, weak_state, i] {
+          auto session = weak.lock();
+          if (session == nullptr) return;
+          boost::asio::post(session->strand, [session, i] { session->waiting[i] = false; });
+          if (session->rerun_queued.exchange(true)) return;
+          auto state = weak_state.lock();
+          if (state == nullptr) return;
+          // Moved, so this (flusher) thread keeps no reference to the broker
+          // after the post.
+          auto strand = session->strand;
+          boost::asio::post(strand, [state = std::move(state), session = std::move(session)] {
+            state->RunFetch(session, false);
+          });
+        });
+      }
+    }
+
+    proto::FetchResponse resp;
+    std::vector<uint8_t> payload;
+    int64_t remaining = f.max_bytes() > 0 ? f.max_bytes() : kDefaultFetchMaxBytes;
+    bool any_error = false;
+    for (int i = 0; i < f.partitions_size(); ++i) {
+      const proto::FetchPartition& fp = f.partitions(i);
+      proto::FetchPartitionResult* res = resp.add_partitions();
+      res->set_topic(fp.topic());
+      res->set_partition(fp.partition());
+      res->set_high_watermark(-1);
+      res->set_log_start_offset(-1);
+      res->set_last_stable_offset(-1);
+      const auto& p = parts[i];
+      if (p == nullptr) {
+        res->set_error_code(proto::UNKNOWN_TOPIC_OR_PARTITION);
+        res->set_error_message(absl::StrCat("this broker does not host ", fp.topic(), "-", fp.partition()));
+        any_error = true;
+        continue;
+      }
+      NodeId leader = p->leader();
+      if (leader != options.id) {
+        res->set_error_code(proto::NOT_LEADER);
+        res->set_error_message(absl::StrCat("broker ", options.id.value(), " is not the leader"));
+        any_error = true;
+        continue;
+      }
+      Offset hw = p->high_watermark();
+      res->set_high_watermark(hw.value());
+      res->set_last_stable_offset(hw.value());
+      res->set_log_start_offset(p->log().log_start_offset().value());
+      if (!payload.empty() && remaining <= 0) continue;
+      int64_t limit = fp.max_bytes() > 0 ? std::min<int64_t>(fp.max_bytes(), remaining) : remaining;
+      auto data = p->log().Read(Offset(fp.fetch_offset()), static_cast<size_t>(std::max<int64_t>(limit, 1)), hw);
+      if (!data.ok()) {
+        res->set_error_code(ToErrorCode(data.status()));
+        res->set_error_message(std::string(data.status().message()));
+        any_error = true;
+        continue;
+      }
+      // Only the first non-empty partition may exceed the response limit.
+      if (data->empty() || (!payload.empty() && static_cast<int64_t>(data->size()) > remaining)) {
+        continue;
+      }
+      res->set_size(static_cast<uint32_t>(data->size()));
+      remaining -= static_cast<int64_t>(data->size());
+      p->bytes_out->Inc(static_cast<double>(data->size()));
+      p->records_out->Inc(static_cast<double>(RecordCount(*data)));
+      payload.insert(payload.end(), data->begin(), data->end());
+    }
+
+    bool enough = static_cast<int64_t>(payload.size()) >= std::max<int64_t>(f.min_bytes(), 1) ||
+                  f.min_bytes() <= 0;
+    if (!may_park || enough || any_error) {
+      Complete(s, &resp, std::move(payload));
+      return;
+    }
+    if (!s->parked) {
+      bool admitted = false;
+      {
+        absl::MutexLock l(&parked_mu);
+        if (parked.size() < options.max_parked_fetches && !stopping.load()) {
+          parked.insert(s);
+          admitted = true;
+        }
+      }
+      if (!admitted) {
+        Complete(s, &resp, std::move(payload));
+        return;
+      }
+      s->parked = true;
+      auto self = shared_from_this();
+      s->timer.expires_at(s->start + std::chrono::milliseconds(f.max_wait_ms()));
+      s->timer.async_wait([self, s](const boost::system::error_code& ec) {
+        if (ec == boost::asio::error::operation_aborted) return;
+        self->RunFetch(s, true);
+      });
+    }
+  }
+
+  // Runs on s->strand: sends the response (or `error`) once.
+  void Complete(const std::shared_ptr<FetchSession>& s, proto::FetchResponse* resp,
+                std::vector<uint8_t> payload, proto::ErrorCode error = proto::NONE) {
+    if (s->done) return;
+    s->done = true;
+    if (s->parked) {
+      s->timer.cancel();
+      absl::MutexLock l(&parked_mu);
+      parked.erase(s);
+    }
+    if (error != proto::NONE) {
+      CountError(proto::API_FETCH, error);
+      s->req.RespondError(error, "broker is stopping");
+    } else {
+      for (const auto& r : resp->partitions()) CountError(proto::API_FETCH, r.error_code());
+      s->req.Respond(*resp, std::move(payload));
+    }
+    fetch_latency->Observe(SecondsSince(s->start));
+  }
+
+  // ---- ListOffsets ----
+  void HandleListOffsets(rpc::Request req) {
+    auto start = Clock::now();
+    proto::ListOffsetsRequest lr;
+    if (!req.ParseHeader(&lr)) {
+      CountError(proto::API_LIST_OFFSETS, proto::INVALID_REQUEST);
+      req.RespondError(proto::INVALID_REQUEST, "unparsable ListOffsetsRequest");
+      return;
+    }
+    proto::ListOffsetsResponse resp;
+    for (const auto& lp : lr.partitions()) {
+      proto::ListOffsetsResult* res = resp.add_partitions();
+      res->set_topic(lp.topic());
+      res->set_partition(lp.partition());
+      res->set_offset(-1);
+      res->set_timestamp(-1);
+      auto p = partitions->Get({lp.topic(), PartitionId(lp.partition())});
+      if (p == nullptr) {
+        res->set_error_code(proto::UNKNOWN_TOPIC_OR_PARTITION);
+        res->set_error_message(absl::StrCat("this broker does not host ", lp.topic(), "-", lp.partition()));
+      } else if (p->leader() != options.id) {
+        res->set_error_code(proto::NOT_LEADER);
+        res->set_error_message(absl::StrCat("broker ", options.id.value(), " is not the leader"));
+      } else if (lp.timestamp() == -2) {
+        res->set_offset(p->log().log_start_offset().value());
+      } else if (lp.timestamp() == -1) {
+        res->set_offset(p->high_watermark().value());
+      } else {
+        auto off = p->log().OffsetForTimestamp(lp.timestamp());
+        if (!off.ok()) {
+          res->set_error_code(ToErrorCode(off.status()));
+          res->set_error_message(std::string(off.status().message()));
+        } else {
+          res->set_offset(std::min(off->value(), p->high_watermark().value()));
+        }
+      }
+      CountError(proto::API_LIST_OFFSETS, res->error_code());
+    }
+    req.Respond(resp);
+    list_offsets_latency->Observe(SecondsSince(start));
+  }
+
+  // ---- Metadata ----
+  void HandleMetadata(rpc::Request req) {
+    auto start = Clock::now();
+    proto::MetadataRequest mr;
+    if (!req.ParseHeader(&mr)) {
+      CountError(proto::API_METADATA, proto::INVALID_REQUEST);
+      req.RespondError(proto::INVALID_REQUEST, "unparsable MetadataRequest");
+      return;
+    }
+    proto::MetadataResponse resp;
+    *resp.add_brokers() = Self();
+    proto::RegisterBrokerRequest reg = BuildRegistration();
+    std::set<std::string> wanted(mr.topics().begin(), mr.topics().end());
+    for (const auto& route : reg.routes()) {
+      if (wanted.empty() || wanted.contains(route.topic())) {
+        *resp.add_topics() = route;
+        wanted.erase(route.topic());
+      }
+    }
+    if (!mr.topics().empty()) {
+      for (const auto& t : wanted) {
+        proto::TopicRoute* r = resp.add_topics();
+        r->set_topic(t);
+        r->set_error_code(proto::UNKNOWN_TOPIC_OR_PARTITION);
+      }
+    }
+    *resp.mutable_coordinators() = reg.coordinators();
+    req.Respond(resp);
+    metadata_latency->Observe(SecondsSince(start));
+  }
+
+  // ---- admin ----
+  std::string PartitionsJson() const {
+    std::string out = "{\"broker_id\":" + std::to_string(options.id.value()) + ",\"partitions\":[";
+    bool first = true;
+    for (const auto& p : partitions->All()) {
+      if (p->closed()) continue;
+      proto::PartitionAssignment a = p->assignment();
+      const auto& log = p->log();
+      absl::StrAppend(&out, first ? "" : ",", "{\"topic\":\"", JsonEscape(p->tp().topic),
+                      "\",\"partition\":", p->tp().partition.value(), ",\"topic_id\":\"",
+                      JsonEscape(p->topic_id()), "\",\"leader\":", a.leader(),
+                      ",\"leader_epoch\":", a.leader_epoch(),
+                      ",\"replicas\":", JsonIntArray(a.replicas()),
+                      ",\"isr\":", JsonIntArray(a.isr()),
+                      ",\"log_start_offset\":", log.log_start_offset().value(),
+                      ",\"log_end_offset\":", log.log_end_offset().value(),
+                      ",\"high_watermark\":", p->high_watermark().value(),
+                      ",\"durable_offset\":", log.durable_offset().value(),
+                      ",\"size_bytes\":", log.size_bytes(),
+                      ",\"segments\":", log.segment_count(),
+                      ",\"failed\":", log.failed() ? "true" : "false", "}");
+      first = false;
+    }
+    return out + "]}";
+  }
+
+  void CollectMetrics() const {
+    auto& reg = metrics::Registry::Global();
+    for (const auto& p : partitions->All()) {
+      if (p->closed()) continue;
+      metrics::Labels labels = {{"topic", p->tp().topic},
+                                {"partition", std::to_string(p->tp().partition.value())}};
+      reg.GetGauge("brook_partition_size_bytes", labels, "Bytes on disk of a hosted partition")
+          ->Set(static_cast<double>(p->log().size_bytes()));
+      reg.GetGauge("brook_partition_log_end_offset", labels,
+                   "Next offset to assign in a hosted partition")
+          ->Set(static_cast<double>(p->log().log_end_offset().value()));
+    }
+  }
+};
+
+absl::StatusOr<std::unique_ptr<Broker>> Broker::Open(storage::FileSystem* fs, BrokerOptions options,
+                                                     boost::asio::io_context& io) {
+  if (options.data_dir.empty()) return absl::InvalidArgumentError("broker: data_dir is empty");
+  if (options.coordinators.empty()) {
+    return absl::InvalidArgumentError("broker: no coordinator address given");
+  }
+  for (const auto& hp : options.coordinators) {
+    if (auto p = rpc::ParseHostPort(hp); !p.ok()) return p.status();
+  }
+  for (const auto& hp : options.nameservers) {
+    if (auto p = rpc::ParseHostPort(hp); !p.ok()) return p.status();
+  }
+  if (options.coordinator_heartbeat_ms <= 0 || options.nameserver_heartbeat_ms <= 0 ||
+      options.retention_check_ms <= 0) {
+    return absl::InvalidArgumentError("broker: heartbeat and retention intervals must be positive");
+  }
+  if (auto s = fs->CreateDirs(options.data_dir); !s.ok()) return s;
+  auto state = std::make_shared<State>(fs, std::move(options), io);
+  state->flusher = std::make_unique<storage::Flusher>();
+  state->partitions = std::make_unique<PartitionManager>(
+      fs, state->flusher.get(), state->options.data_dir, state->options.default_topic_config);
+  std::weak_ptr<State> weak = state;
+  metrics::Registry::Global().AddCollector([weak] {
+    if (auto s = weak.lock()) s->CollectMetrics();
+  });
+  return std::unique_ptr<Broker>(new Broker(std::move(state)));
+}
+
+Broker::Broker(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+Broker::~Broker() { Stop().IgnoreError(); }
+
+void Broker::RegisterApis(rpc::RpcServer& server) {
+  std::shared_ptr<State> s = state_;
+  server.Register(proto::API_PRODUCE, 0, [s](rpc::Request r) { s->HandleProduce(std::move(r)); });
+  server.Register(proto::API_FETCH, 0, [s](rpc::Request r) { s->HandleFetch(std::move(r)); });
+  server.Register(proto::API_LIST_OFFSETS, 0,
+                  [s](rpc::Request r) { s->HandleListOffsets(std::move(r)); });
+  server.Register(proto::API_METADATA, 0, [s](rpc::Request r) { s->HandleMetadata(std::move(r)); });
+}
+
+void Broker::RegisterAdmin(http::AdminServer& admin) {
+  std::weak_ptr<State> weak = state_;
+  admin.Handle("/admin/partitions", [weak](const http::HttpRequest&) {
+    http::HttpResponse resp;
+    auto s = weak.lock();
+    if (s == nullptr) {
+      resp.status = 503;
+      resp.body = "{\"error\":\"broker is gone\"}";
+      return resp;
+    }
+    resp.body = s->PartitionsJson();
+    return resp;
+  });
+}
+
+void Broker::SetAdvertisedAddress(std::string host, uint16_t port) {
+  absl::MutexLock l(&state_->meta_mu);
+  state_->options.advertised_host = std::move(host);
+  state_->options.port = port;
+}
+
+void Broker::Start() {
+  if (state_->started.exchange(true) || state_->stopping.load()) return;
+  State* s = state_.get();
+  s->heartbeat_thread = std::thread([s] { s->HeartbeatLoop(); });
+  if (!s->options.nameservers.empty()) {
+    s->nameserver_thread = std::thread([s] { s->NameServerLoop(); });
+  }
+  boost::asio::post(s->io, [weak = std::weak_ptr<State>(state_)] {
+    if (auto st = weak.lock()) st->ScheduleRetention();
+  });
+}
+
+bool Broker::registered() const { return state_->registered.load(); }
+
+absl::Status Broker::Stop() {
+  State* s = state_.get();
+  std::lock_guard<std::mutex> stop_lock(s->stop_mu);
+  if (s->stopped) return s->stop_status;
+  s->stopped = true;
+  s->stopping.store(true);
+  {
+    absl::MutexLock l(&s->loop_mu);
+    s->stop_requested = true;
+  }
+  {
+    absl::MutexLock l(&s->client_mu);
+    if (s->coordinator_client != nullptr) s->coordinator_client->Close();
+    for (auto& c : s->nameserver_clients) {
+      if (c != nullptr) c->Close();
+    }
+  }
+  if (s->heartbeat_thread.joinable()) s->heartbeat_thread.join();
+  if (s->nameserver_thread.joinable()) s->nameserver_thread.join();
+  {
+    absl::MutexLock l(&s->client_mu);
+    s->coordinator_client = nullptr;
+    s->nameserver_clients.clear();
+  }
+  std::set<std::shared_ptr<FetchSession>> parked;
+  {
+    absl::MutexLock l(&s->parked_mu);
+    parked = s->parked;
+  }
+  for (const auto& session : parked) {
+    boost::asio::post(session->strand, [st = state_, session] {
+      st->Complete(session, nullptr, {}, proto::SHUTTING_DOWN);
+    });
+  }
+  s->stop_status = s->partitions->CloseAll();
+  return s->stop_status;
+}
+
+}  // namespace brook::broker

@@ -1,0 +1,108 @@
+// Topic config validation and conversion.
+#include "client/topic_config.h"
+
+#include <cstdint>
+#include <limits>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace brook::client {
+namespace {
+
+absl::StatusOr<int64_t> ParseInt(const std::string& key, const std::string& value, int64_t min,
+                                 int64_t max) {
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(value, &v)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config ", key, "='", value, "' is not an integer"));
+  }
+  if (v < min || v > max) {
+    return absl::InvalidArgumentError(absl::StrCat("config ", key, "=", v, " is out of range [",
+                                                   min, ", ", max, "]"));
+  }
+  return v;
+}
+
+constexpr int64_t kI64Max = std::numeric_limits<int64_t>::max();
+constexpr int64_t kI32Max = std::numeric_limits<int32_t>::max();
+
+}  // namespace
+
+absl::StatusOr<proto::TopicConfig> TopicConfigFromMap(const std::map<std::string, std::string>& m) {
+  proto::TopicConfig c;
+  for (const auto& [key, value] : m) {
+    if (key == "flush.policy") {
+      const std::string v = absl::AsciiStrToLower(value);
+      if (v == "always") {
+        c.set_flush_policy(proto::FLUSH_ALWAYS);
+      } else if (v == "interval") {
+        c.set_flush_policy(proto::FLUSH_INTERVAL);
+      } else if (v == "os") {
+        c.set_flush_policy(proto::FLUSH_OS);
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("config flush.policy='", value, "' is not one of always, interval, os"));
+      }
+      continue;
+    }
+    absl::StatusOr<int64_t> v;
+    if (key == "flush.ms") {
+      v = ParseInt(key, value, 0, kI64Max);
+      if (v.ok()) c.set_flush_interval_ms(*v);
+    } else if (key == "segment.bytes") {
+      v = ParseInt(key, value, 1, kI64Max);
+      if (v.ok()) c.set_segment_bytes(*v);
+    } else if (key == "segment.ms") {
+      v = ParseInt(key, value, 1, kI64Max);
+      if (v.ok()) c.set_segment_ms(*v);
+    } else if (key == "retention.ms") {
+      v = ParseInt(key, value, -1, kI64Max);
+      if (v.ok()) c.set_retention_ms(*v);
+    } else if (key == "retention.bytes") {
+      v = ParseInt(key, value, -1, kI64Max);
+      if (v.ok()) c.set_retention_bytes(*v);
+    } else if (key == "max.message.bytes") {
+      v = ParseInt(key, value, 1, kI32Max);
+      if (v.ok()) c.set_max_message_bytes(static_cast<int32_t>(*v));
+    } else if (key == "min.insync.replicas") {
+      v = ParseInt(key, value, 1, kI32Max);
+      if (v.ok()) c.set_min_insync_replicas(static_cast<int32_t>(*v));
+    } else if (key == "index.interval.bytes") {
+      v = ParseInt(key, value, 1, kI32Max);
+      if (v.ok()) c.set_index_interval_bytes(static_cast<int32_t>(*v));
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown topic config '", key, "'"));
+    }
+    if (!v.ok()) return v.status();
+  }
+  if (c.has_flush_interval_ms() && c.flush_policy() != proto::FLUSH_INTERVAL &&
+      c.flush_policy() != proto::FLUSH_DEFAULT) {
+    return absl::InvalidArgumentError("config flush.ms needs flush.policy=interval");
+  }
+  return c;
+}
+
+std::map<std::string, std::string> TopicConfigToMap(const proto::TopicConfig& c) {
+  std::map<std::string, std::string> m;
+  switch (c.flush_policy()) {
+    case proto::FLUSH_ALWAYS: m["flush.policy"] = "always"; break;
+    case proto::FLUSH_INTERVAL: m["flush.policy"] = "interval"; break;
+    case proto::FLUSH_OS: m["flush.policy"] = "os"; break;
+    default: break;
+  }
+  if (c.has_flush_interval_ms()) m["flush.ms"] = absl::StrCat(c.flush_interval_ms());
+  if (c.has_segment_bytes()) m["segment.bytes"] = absl::StrCat(c.segment_bytes());
+  if (c.has_segment_ms()) m["segment.ms"] = absl::StrCat(c.segment_ms());
+  if (c.has_retention_ms()) m["retention.ms"] = absl::StrCat(c.retention_ms());
+  if (c.has_retention_bytes()) m["retention.bytes"] = absl::StrCat(c.retention_bytes());
+  if (c.has_max_message_bytes()) m["max.message.bytes"] = absl::StrCat(c.max_message_bytes());
+  if (c.has_min_insync_replicas()) m["min.insync.replicas"] = absl::StrCat(c.min_insync_replicas());
+  if (c.has_index_interval_bytes()) {
+    m["index.interval.bytes"] = absl::StrCat(c.index_interval_bytes());
+  }
+  return m;
+}
+
+}  // namespace brook::client
