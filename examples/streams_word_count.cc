@@ -1,0 +1,266 @@
+// Word count as a Brook streams topology, run in-process by LocalCluster:
+// an in-memory sentence spout -> split (flat-map) -> count (keyed count,
+// fields-grouped by word).
+//
+//   streams_word_count                      count 10,000 sentences, print the
+//                                           counts, check them (exit 1 if wrong)
+//   streams_word_count --bench [--acking=on|off] [--seconds=N] [--threads=N]
+//                      [--split=N] [--count=N]
+//                                           micro-benchmark: tuples/s arriving
+//                                           at the count bolt, and its execute
+//                                           latency percentiles
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "brook/streams/helpers.h"
+#include "brook/streams/local_cluster.h"
+#include "brook/streams/topology.h"
+#include "common/http/metrics.h"
+
+namespace {
+
+using namespace brook::streams;
+
+// Sentences of exactly 100 bytes built from a small vocabulary.
+std::vector<std::string> MakeSentences(int n) {
+  static const char* kWords[] = {
+      "the",    "cow",  "jumped", "over",  "moon", "an",    "apple",  "a",     "day",    "keeps",
+      "doctor", "away", "four",   "score", "and",  "seven", "years",  "ago",   "snow",   "white",
+      "dwarfs", "i",    "am",     "at",    "two",  "with",  "nature", "brook", "stream", "river"};
+  const int kNumWords = sizeof(kWords) / sizeof(kWords[0]);
+  std::vector<std::string> out;
+  uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < n; ++i) {
+    std::string s;
+    for (;;) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      std::string w = kWords[x % kNumWords];
+      if (s.size() + 1 + w.size() > 100) break;
+      if (!s.empty()) s += ' ';
+      s += w;
+    }
+    s.append(100 - s.size(), ' ');  // pad to 100 bytes
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// Emits sentences[i % n] with message id i (when tracking), `limit` in all
+// (0: forever). Failed ids are re-emitted.
+class SentenceSpout : public ISpout {
+ public:
+  SentenceSpout(std::shared_ptr<const std::vector<std::string>> sentences, uint64_t limit,
+                bool track)
+      : sentences_(std::move(sentences)), limit_(limit), track_(track) {}
+  void open(const TopologyContext& ctx, SpoutOutputCollector* c) override {
+    c_ = c;
+    next_ = static_cast<uint64_t>(ctx.task_index());
+    step_ = ctx.component_tasks(ctx.component()).size();
+  }
+  void next_tuple() override {
+    uint64_t id;
+    if (!replay_.empty()) {
+      id = replay_.back();
+      replay_.pop_back();
+    } else if (limit_ == 0 || next_ < limit_) {
+      id = next_;
+      next_ += step_;
+    } else {
+      return;
+    }
+    Values v{Value((*sentences_)[id % sentences_->size()])};
+    if (track_) {
+      c_->emit(std::move(v), id);
+    } else {
+      c_->emit(std::move(v));
+    }
+  }
+  void fail(MessageId id) override { replay_.push_back(id); }
+  void declare_outputs(OutputDeclarer& d) override { d.declare(Fields{"sentence"}); }
+
+ private:
+  std::shared_ptr<const std::vector<std::string>> sentences_;
+  uint64_t limit_;
+  bool track_;
+  SpoutOutputCollector* c_ = nullptr;
+  uint64_t next_ = 0;
+  uint64_t step_ = 1;
+  std::vector<uint64_t> replay_;
+};
+
+BoltFactory Split() {
+  return FlatMapBolt(Fields{"word"}, [](const Tuple& t, const Emit& emit) {
+    const std::string& s = t.get(0).as_string();
+    size_t i = 0;
+    while (i < s.size()) {
+      size_t j = s.find(' ', i);
+      if (j == std::string::npos) j = s.size();
+      if (j > i) emit({Value(std::string_view(s.data() + i, j - i))});
+      i = j + 1;
+    }
+  });
+}
+
+bool Flag(int argc, char** argv, const char* name, std::string* value) {
+  size_t n = std::strlen(name);
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], name, n) == 0) {
+      if (argv[i][n] == '=') {
+        *value = argv[i] + n + 1;
+        return true;
+      }
+      if (argv[i][n] == '\0') {
+        *value = "";
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+int IntFlag(int argc, char** argv, const char* name, int def) {
+  std::string v;
+  return Flag(argc, argv, name, &v) && !v.empty() ? std::atoi(v.c_str()) : def;
+}
+
+double Quantile(const brook::metrics::Histogram& h, double q) {
+  std::vector<uint64_t> buckets;
+  double sum;
+  uint64_t count;
+  h.Snapshot(&buckets, &sum, &count);
+  if (count == 0) return 0;
+  uint64_t rank = static_cast<uint64_t>(q * static_cast<double>(count));
+  uint64_t seen = 0;
+  for (size_t i = 0; i < buckets.size(); ++i) {
+    seen += buckets[i];
+    if (seen > rank) return i < h.bounds().size() ? h.bounds()[i] : INFINITY;
+  }
+  return INFINITY;
+}
+
+int RunCount() {
+  auto sentences = std::make_shared<const std::vector<std::string>>(MakeSentences(100));
+  const uint64_t kSentences = 10000;
+  std::map<std::string, int64_t> expected;
+  for (uint64_t i = 0; i < kSentences; ++i) {
+    const std::string& s = (*sentences)[i % sentences->size()];
+    size_t p = 0;
+    while (p < s.size()) {
+      size_t q = s.find(' ', p);
+      if (q == std::string::npos) q = s.size();
+      if (q > p) ++expected[s.substr(p, q - p)];
+      p = q + 1;
+    }
+  }
+  std::mutex mu;
+  std::map<std::string, int64_t> counts;
+  TopologyBuilder b;
+  b.set_spout("sentences", [=] {
+    return std::make_unique<SentenceSpout>(sentences, kSentences, /*track=*/true);
+  });
+  b.set_bolt("split", Split(), 2).shuffle_grouping("sentences");
+  b.set_bolt("count",
+             KeyedCountBolt({"word"}, /*emit_updates=*/false,
+                            [&](const Values& k, const Value& v) {
+                              std::lock_guard<std::mutex> l(mu);
+                              counts[k[0].as_string()] = v.as_int64();
+                            }),
+             2)
+      .fields_grouping("split", Fields{"word"});
+  LocalCluster cluster;
+  absl::Status s = cluster.Submit("word-count", Config{}, b.build());
+  if (!s.ok()) {
+    std::fprintf(stderr, "submit: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  while (cluster.Stats("sentences").acked < kSentences) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  s = cluster.Stop();
+  if (!s.ok()) {
+    std::fprintf(stderr, "stop: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  for (const auto& [w, n] : counts)
+    std::printf("%-8s %lld\n", w.c_str(), static_cast<long long>(n));
+  if (counts != expected) {
+    std::fprintf(stderr, "counts differ from the expected counts\n");
+    return 1;
+  }
+  std::printf("ok: %zu words, counts exact\n", counts.size());
+  return 0;
+}
+
+int RunBench(int argc, char** argv) {
+  std::string acking_flag = "on";
+  Flag(argc, argv, "--acking", &acking_flag);
+  const bool acking = acking_flag != "off";
+  const int seconds = IntFlag(argc, argv, "--seconds", 5);
+  const int threads = IntFlag(argc, argv, "--threads", 0);
+  const int split = IntFlag(argc, argv, "--split", 1);
+  const int count = IntFlag(argc, argv, "--count", 1);
+  const int pending = IntFlag(argc, argv, "--max-pending", 5000);
+  auto sentences = std::make_shared<const std::vector<std::string>>(MakeSentences(1000));
+  double words = 0;
+  for (const auto& x : *sentences) {
+    for (size_t i = 0; i < x.size(); ++i) words += (x[i] != ' ' && (i == 0 || x[i - 1] == ' '));
+  }
+  const double words_per_sentence = words / static_cast<double>(sentences->size());
+
+  TopologyBuilder b;
+  b.set_spout("sentences",
+              [=] { return std::make_unique<SentenceSpout>(sentences, 0, /*track=*/acking); });
+  b.set_bolt("split", Split(), split).local_or_shuffle_grouping("sentences");
+  b.set_bolt("count", KeyedCountBolt({"word"}, /*emit_updates=*/false), count)
+      .fields_grouping("split", Fields{"word"});
+  Config config;
+  config.acking = acking;
+  config.max_spout_pending = pending;
+  LocalCluster cluster(LocalClusterOptions{.threads = threads});
+  const std::string name = acking ? "word-count-bench-acking" : "word-count-bench";
+  absl::Status s = cluster.Submit(name, config, b.build());
+  if (!s.ok()) {
+    std::fprintf(stderr, "submit: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // warm-up
+  uint64_t start_count = cluster.Stats("count").executed;
+  auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  uint64_t end_count = cluster.Stats("count").executed;
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto spout = cluster.Stats("sentences");
+  s = cluster.Stop(std::chrono::seconds(30));
+  auto* latency = brook::metrics::Registry::Global().GetHistogram(
+      "brook_streams_execute_latency_seconds", {{"topology", name}, {"component", "count"}}, "");
+  std::printf(
+      "acking=%s threads=%d split=%d count=%d: %.0f tuples/s at the count bolt "
+      "(%.0f sentences/s); count execute p50 <= %.2f us, p99 <= %.2f us; "
+      "spout acked %llu failed %llu; stop: %s\n",
+      acking ? "on" : "off", threads, split, count,
+      static_cast<double>(end_count - start_count) / elapsed,
+      static_cast<double>(end_count - start_count) / elapsed / words_per_sentence,
+      Quantile(*latency, 0.5) * 1e6, Quantile(*latency, 0.99) * 1e6,
+      static_cast<unsigned long long>(spout.acked), static_cast<unsigned long long>(spout.failed),
+      s.ToString().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string unused;
+  if (Flag(argc, argv, "--bench", &unused)) return RunBench(argc, argv);
+  return RunCount();
+}
