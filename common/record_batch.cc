@@ -8,6 +8,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -146,15 +147,6 @@ size_t NullableSize(const std::optional<std::string_view>& s) {
   return s.has_value() ? VarintSize32(static_cast<int32_t>(s->size())) + s->size()
                        : VarintSize32(-1);
 }
-void AppendNullable(std::vector<uint8_t>* out, const std::optional<std::string_view>& s) {
-  if (!s.has_value()) {
-    wire::AppendVarint(out, -1);
-    return;
-  }
-  wire::AppendVarint(out, static_cast<int32_t>(s->size()));
-  out->insert(out->end(), s->begin(), s->end());
-}
-
 }  // namespace
 
 // ---- wire helpers ----------------------------------------------------------
@@ -371,6 +363,132 @@ void SetLogAppendTime(std::span<uint8_t> batch, int64_t ts) {
   wire::PutBE32(p + bl::kCrc, Crc32c(p + bl::kAttributes, batch.size() - bl::kAttributes));
 }
 
+// ---- zstd contexts and buffers ---------------------------------------------
+
+namespace {
+
+// One compression and one decompression context per thread, reused across
+// batches: creating a context (and its tables) per batch costs more than
+// compressing a small batch.
+ZSTD_CCtx* ThreadCCtx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> ctx(ZSTD_createCCtx(),
+                                                                       &ZSTD_freeCCtx);
+  return ctx.get();
+}
+ZSTD_DCtx* ThreadDCtx() {
+  thread_local std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> ctx(ZSTD_createDCtx(),
+                                                                       &ZSTD_freeDCtx);
+  return ctx.get();
+}
+
+// A decompressed section: `size` bytes at `data`, allocated uninitialized.
+struct RawBuffer {
+  std::unique_ptr<uint8_t[]> data;
+  size_t size = 0;
+};
+
+std::unique_ptr<uint8_t[]> AllocateUninitialized(size_t n) {
+  return std::unique_ptr<uint8_t[]>(new uint8_t[n]);  // default-init: no zero fill
+}
+
+// Decompresses one or more concatenated zstd frames from `in`, producing at
+// most `max_output` bytes. When the (first) frame declares its content size
+// and it is within the cap, the output is allocated at exactly that size and
+// decoded in one call; otherwise (unknown size, several frames) the output
+// grows geometrically as bytes actually come out.
+absl::StatusOr<RawBuffer> DecompressRaw(std::span<const uint8_t> in, size_t max_output) {
+  if (in.empty()) return absl::DataLossError("zstd: empty input");
+  ZSTD_DCtx* dctx = ThreadDCtx();
+  if (dctx == nullptr) return absl::ResourceExhaustedError("zstd: cannot create context");
+  ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
+
+  const unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
+  if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR &&
+      declared > max_output) {
+    return absl::DataLossError(
+        absl::StrCat("zstd: output exceeds the limit of ", max_output, " bytes"));
+  }
+  if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR &&
+      ZSTD_findFrameCompressedSize(in.data(), in.size()) == in.size()) {
+    // A single frame of declared size: decode straight into an exact buffer.
+    // zstd checks the decoded size against the declared one.
+    RawBuffer out{AllocateUninitialized(std::max<size_t>(1, declared)), 0};
+    const size_t n = ZSTD_decompressDCtx(dctx, out.data.get(), declared, in.data(), in.size());
+    if (ZSTD_isError(n)) {
+      return absl::DataLossError(absl::StrCat("zstd: ", ZSTD_getErrorName(n)));
+    }
+    if (n != declared) return absl::DataLossError("zstd: frame size disagrees with its header");
+    out.size = n;
+    return out;
+  }
+
+  // One byte past the cap is room enough to detect an overflow.
+  const size_t limit = max_output == std::numeric_limits<size_t>::max() ? max_output
+                                                                         : max_output + 1;
+  size_t capacity = std::min(limit, std::max<size_t>(4096, in.size() * 4));
+  RawBuffer out{AllocateUninitialized(capacity), 0};
+  ZSTD_inBuffer input{in.data(), in.size(), 0};
+  for (;;) {
+    ZSTD_outBuffer output{out.data.get() + out.size, capacity - out.size, 0};
+    const size_t ret = ZSTD_decompressStream(dctx, &output, &input);
+    if (ZSTD_isError(ret)) {
+      return absl::DataLossError(absl::StrCat("zstd: ", ZSTD_getErrorName(ret)));
+    }
+    out.size += output.pos;
+    if (out.size > max_output) {
+      return absl::DataLossError(
+          absl::StrCat("zstd: output exceeds the limit of ", max_output, " bytes"));
+    }
+    // 0: the current frame is decoded and flushed; with no input left, done.
+    if (ret == 0 && input.pos == input.size) break;
+    const bool out_full = out.size == capacity;
+    if (input.pos == input.size && !out_full) return absl::DataLossError("zstd: truncated frame");
+    if (out_full) {
+      if (capacity >= limit) {
+        return absl::DataLossError(
+            absl::StrCat("zstd: output exceeds the limit of ", max_output, " bytes"));
+      }
+      const size_t grown = std::min(limit, capacity * 2);
+      std::unique_ptr<uint8_t[]> bigger = AllocateUninitialized(grown);
+      std::memcpy(bigger.get(), out.data.get(), out.size);
+      out.data = std::move(bigger);
+      capacity = grown;
+    }
+  }
+  return out;
+}
+
+// Compresses `in` into [dst, dst + capacity) with this thread's context.
+absl::StatusOr<size_t> CompressInto(std::span<const uint8_t> in, int level, uint8_t* dst,
+                                    size_t capacity) {
+  ZSTD_CCtx* cctx = ThreadCCtx();
+  if (cctx == nullptr) return absl::ResourceExhaustedError("zstd: cannot create context");
+  const size_t n = ZSTD_compressCCtx(cctx, dst, capacity, in.data(), in.size(), level);
+  if (ZSTD_isError(n)) {
+    return absl::InternalError(absl::StrCat("zstd compress: ", ZSTD_getErrorName(n)));
+  }
+  return n;
+}
+
+// Build() first compresses a prefix of this many bytes of a larger records
+// section: when that prefix does not shrink by at least 1/kMinSavingsDivisor,
+// the batch goes uncompressed without compressing the rest. Random or
+// already-compressed payloads (which zstd shrinks by a few percent at most,
+// from the record framing) then cost ~kSampleBytes of compression work per
+// batch instead of the whole batch, and consumers skip decompressing them;
+// compressible data (text, JSON: savings far above 10%) is unaffected.
+constexpr size_t kSampleBytes = 16 * 1024;
+constexpr size_t kMinSavingsDivisor = 10;  // 10%
+
+// Scratch output for compression, reused by every Build on this thread.
+std::vector<uint8_t>& ThreadScratch(size_t size) {
+  thread_local std::vector<uint8_t> scratch;
+  if (scratch.size() < size) scratch.resize(size);
+  return scratch;
+}
+
+}  // namespace
+
 // ---- RecordReader ----------------------------------------------------------
 
 absl::Status RecordReader::Read(const RecordBatchView& batch, std::vector<RecordView>* out) {
@@ -381,10 +499,10 @@ absl::Status RecordReader::Read(const RecordBatchView& batch, std::vector<Record
     case static_cast<uint16_t>(Compression::kNone):
       break;
     case static_cast<uint16_t>(Compression::kZstd): {
-      absl::StatusOr<std::vector<uint8_t>> plain = ZstdDecompress(section, kMaxDecompressedBytes);
+      absl::StatusOr<RawBuffer> plain = DecompressRaw(section, kMaxDecompressedBytes);
       if (!plain.ok()) return Corrupt(std::string(plain.status().message()));
-      buffers_.push_back(*std::move(plain));
-      section = buffers_.back();
+      section = std::span<const uint8_t>(plain->data.get(), plain->size);
+      buffers_.push_back(std::move(plain->data));
       break;
     }
     case static_cast<uint16_t>(Compression::kGzip):
@@ -412,6 +530,31 @@ absl::Status RecordReader::Read(const RecordBatchView& batch, std::vector<Record
 
 // ---- RecordBatchBuilder ----------------------------------------------------
 
+namespace {
+
+uint8_t* PutVarint(uint8_t* p, uint64_t zigzagged) {
+  while (zigzagged >= 0x80) {
+    *p++ = static_cast<uint8_t>(zigzagged | 0x80);
+    zigzagged >>= 7;
+  }
+  *p++ = static_cast<uint8_t>(zigzagged);
+  return p;
+}
+uint8_t* PutVarint32(uint8_t* p, int32_t v) {
+  return PutVarint(p, (static_cast<uint32_t>(v) << 1) ^ static_cast<uint32_t>(v >> 31));
+}
+uint8_t* PutVarlong(uint8_t* p, int64_t v) {
+  return PutVarint(p, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+}
+uint8_t* PutNullable(uint8_t* p, const std::optional<std::string_view>& s) {
+  if (!s.has_value()) return PutVarint32(p, -1);
+  p = PutVarint32(p, static_cast<int32_t>(s->size()));
+  if (!s->empty()) std::memcpy(p, s->data(), s->size());
+  return p + s->size();
+}
+
+}  // namespace
+
 RecordBatchBuilder::RecordBatchBuilder(Options options) : options_(options) {}
 
 void RecordBatchBuilder::Append(int64_t timestamp, std::optional<std::string_view> key,
@@ -433,38 +576,66 @@ void RecordBatchBuilder::Append(int64_t timestamp, std::optional<std::string_vie
   }
   BROOK_CHECK(body <= static_cast<size_t>(std::numeric_limits<int32_t>::max()));
 
-  wire::AppendVarint(&records_, static_cast<int32_t>(body));
-  const size_t body_start = records_.size();
-  records_.push_back(0);  // record attributes
-  wire::AppendVarlong(&records_, ts_delta);
-  wire::AppendVarint(&records_, offset_delta);
-  AppendNullable(&records_, key);
-  AppendNullable(&records_, value);
-  wire::AppendVarint(&records_, static_cast<int32_t>(headers.size()));
-  for (const HeaderView& h : headers) {
-    AppendNullable(&records_, h.key);
-    AppendNullable(&records_, h.value);
+  // Encoded in place: grow once, then write through a pointer.
+  if (records_.empty()) {
+    records_.reserve(std::max(options_.initial_capacity, bl::kHeaderSize));
+    records_.resize(bl::kHeaderSize);
   }
-  BROOK_CHECK(records_.size() - body_start == body);
+  const size_t start = records_.size();
+  const size_t total = VarintSize32(static_cast<int32_t>(body)) + body;
+  records_.resize(start + total);
+  uint8_t* p = records_.data() + start;
+  p = PutVarint32(p, static_cast<int32_t>(body));
+  uint8_t* const body_start = p;
+  *p++ = 0;  // record attributes
+  p = PutVarlong(p, ts_delta);
+  p = PutVarint32(p, offset_delta);
+  p = PutNullable(p, key);
+  p = PutNullable(p, value);
+  p = PutVarint32(p, static_cast<int32_t>(headers.size()));
+  for (const HeaderView& h : headers) {
+    p = PutNullable(p, h.key);
+    p = PutNullable(p, h.value);
+  }
+  BROOK_CHECK(static_cast<size_t>(p - body_start) == body);
   ++count_;
 }
 
 std::vector<uint8_t> RecordBatchBuilder::Build() {
-  // Only zstd is compressed here; other codecs and a zstd result no smaller
-  // than the input fall back to an uncompressed batch, which every reader
-  // accepts.
+  // Only zstd is compressed here; other codecs, and a zstd result that is no
+  // smaller than the input (or a sample of the input that zstd barely
+  // shrinks, see kSampleBytes), fall back to an uncompressed batch, which
+  // every reader accepts.
+  if (records_.empty()) records_.resize(bl::kHeaderSize);
+  const std::span<const uint8_t> plain(records_.data() + bl::kHeaderSize,
+                                       records_.size() - bl::kHeaderSize);
   uint16_t codec = 0;
-  std::vector<uint8_t> compressed;
-  if (options_.compression == Compression::kZstd && !records_.empty()) {
-    absl::StatusOr<std::vector<uint8_t>> z = ZstdCompress(records_, options_.zstd_level);
-    if (z.ok() && z->size() < records_.size()) {
-      compressed = *std::move(z);
-      codec = static_cast<uint16_t>(Compression::kZstd);
+  if (options_.compression == Compression::kZstd && !plain.empty()) {
+    bool worth_it = true;
+    if (plain.size() > 2 * kSampleBytes) {
+      std::vector<uint8_t>& scratch = ThreadScratch(ZSTD_compressBound(kSampleBytes));
+      absl::StatusOr<size_t> n = CompressInto(plain.first(kSampleBytes), options_.zstd_level,
+                                              scratch.data(), scratch.size());
+      worth_it = n.ok() && *n <= kSampleBytes - kSampleBytes / kMinSavingsDivisor;
+    }
+    if (worth_it) {
+      // Compressed into scratch, then copied over the plain records (it is
+      // smaller), so the batch reuses the records' buffer.
+      std::vector<uint8_t>& scratch = ThreadScratch(ZSTD_compressBound(plain.size()));
+      absl::StatusOr<size_t> n =
+          CompressInto(plain, options_.zstd_level, scratch.data(), scratch.size());
+      if (n.ok() && *n < plain.size()) {
+        std::memcpy(records_.data() + bl::kHeaderSize, scratch.data(), *n);
+        records_.resize(bl::kHeaderSize + *n);
+        codec = static_cast<uint16_t>(Compression::kZstd);
+      }
     }
   }
-  const std::vector<uint8_t>& section = codec != 0 ? compressed : records_;
+  std::vector<uint8_t> out = std::move(records_);  // header room + section: no copy
+  // A batch is kept until acknowledged: give back a mostly unused
+  // reservation (initial_capacity, or the space compression freed).
+  if (out.capacity() > 2 * out.size() + 4096) out.shrink_to_fit();
 
-  std::vector<uint8_t> out(bl::kHeaderSize + section.size());
   uint8_t* p = out.data();
   const uint16_t attributes = codec | (options_.transactional ? kTransactionalFlag : 0);
   const int64_t base_ts = count_ > 0 ? base_timestamp_ : -1;
@@ -481,10 +652,9 @@ std::vector<uint8_t> RecordBatchBuilder::Build() {
   wire::PutBE16(p + bl::kProducerEpoch, static_cast<uint16_t>(options_.producer_epoch));
   wire::PutBE32(p + bl::kBaseSequence, static_cast<uint32_t>(options_.base_sequence));
   wire::PutBE32(p + bl::kRecordCount, static_cast<uint32_t>(count_));
-  std::copy(section.begin(), section.end(), out.begin() + bl::kHeaderSize);
   wire::PutBE32(p + bl::kCrc, Crc32c(p + bl::kAttributes, out.size() - bl::kAttributes));
 
-  records_.clear();
+  records_ = std::vector<uint8_t>();  // moved from
   count_ = 0;
   base_timestamp_ = 0;
   max_timestamp_ = 0;
@@ -495,52 +665,17 @@ std::vector<uint8_t> RecordBatchBuilder::Build() {
 
 absl::StatusOr<std::vector<uint8_t>> ZstdCompress(std::span<const uint8_t> in, int level) {
   std::vector<uint8_t> out(ZSTD_compressBound(in.size()));
-  const size_t n = ZSTD_compress(out.data(), out.size(), in.data(), in.size(), level);
-  if (ZSTD_isError(n)) {
-    return absl::InternalError(absl::StrCat("zstd compress: ", ZSTD_getErrorName(n)));
-  }
-  out.resize(n);
+  absl::StatusOr<size_t> n = CompressInto(in, level, out.data(), out.size());
+  if (!n.ok()) return n.status();
+  out.resize(*n);
   return out;
 }
 
 absl::StatusOr<std::vector<uint8_t>> ZstdDecompress(std::span<const uint8_t> in,
                                                    size_t max_output) {
-  if (in.empty()) return absl::DataLossError("zstd: empty input");
-  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), &ZSTD_freeDCtx);
-  if (dctx == nullptr) return absl::ResourceExhaustedError("zstd: cannot create context");
-  // The output grows geometrically as bytes actually come out; the frame's
-  // declared content size is never trusted for an allocation. One byte past
-  // the cap is room enough to detect an overflow.
-  const size_t limit = max_output == std::numeric_limits<size_t>::max() ? max_output
-                                                                         : max_output + 1;
-  std::vector<uint8_t> out(std::min(limit, std::max<size_t>(4096, in.size() * 4)));
-  ZSTD_inBuffer input{in.data(), in.size(), 0};
-  size_t produced = 0;
-  for (;;) {
-    ZSTD_outBuffer output{out.data() + produced, out.size() - produced, 0};
-    const size_t ret = ZSTD_decompressStream(dctx.get(), &output, &input);
-    if (ZSTD_isError(ret)) {
-      return absl::DataLossError(absl::StrCat("zstd: ", ZSTD_getErrorName(ret)));
-    }
-    produced += output.pos;
-    if (produced > max_output) {
-      return absl::DataLossError(
-          absl::StrCat("zstd: output exceeds the limit of ", max_output, " bytes"));
-    }
-    // 0: the current frame is decoded and flushed; with no input left, done.
-    if (ret == 0 && input.pos == input.size) break;
-    const bool out_full = produced == out.size();
-    if (input.pos == input.size && !out_full) return absl::DataLossError("zstd: truncated frame");
-    if (out_full) {
-      if (out.size() >= limit) {
-        return absl::DataLossError(
-            absl::StrCat("zstd: output exceeds the limit of ", max_output, " bytes"));
-      }
-      out.resize(std::min(limit, out.size() * 2));
-    }
-  }
-  out.resize(produced);
-  return out;
+  absl::StatusOr<RawBuffer> raw = DecompressRaw(in, max_output);
+  if (!raw.ok()) return raw.status();
+  return std::vector<uint8_t>(raw->data.get(), raw->data.get() + raw->size);
 }
 
 }  // namespace brook

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -125,7 +126,8 @@ class RecordReader {
   void Clear() { buffers_.clear(); }
 
  private:
-  std::vector<std::vector<uint8_t>> buffers_;  // decompressed record sections
+  // Decompressed record sections, allocated without zero-filling.
+  std::vector<std::unique_ptr<uint8_t[]>> buffers_;
 };
 
 // Builds one batch on the producer side. Not thread-safe.
@@ -138,6 +140,9 @@ class RecordBatchBuilder {
     int16_t producer_epoch = -1;
     int32_t base_sequence = -1;
     bool transactional = false;
+    // Bytes reserved for the batch when its first record arrives (a hint
+    // that saves regrowing the buffer; 0: grow as records arrive).
+    size_t initial_capacity = 0;
   };
   explicit RecordBatchBuilder(Options options);
 
@@ -146,15 +151,20 @@ class RecordBatchBuilder {
 
   int record_count() const { return count_; }
   // Uncompressed size of the batch built so far (an upper bound of the result).
-  size_t size_bytes() const { return batch_layout::kHeaderSize + records_.size(); }
+  size_t size_bytes() const {
+    return records_.empty() ? batch_layout::kHeaderSize : records_.size();
+  }
   bool empty() const { return count_ == 0; }
 
   // Finishes the batch: base offset 0, leader epoch -1, CRC set. The builder
-  // is empty afterwards and may be reused.
+  // is empty afterwards and may be reused. With zstd, a batch whose records
+  // do not compress usefully is emitted uncompressed (see record_batch.cc).
   std::vector<uint8_t> Build();
 
  private:
   Options options_;
+  // Header room (kHeaderSize bytes, filled by Build) followed by the encoded
+  // records; empty until the first Append.
   std::vector<uint8_t> records_;
   int count_ = 0;
   int64_t base_timestamp_ = 0;

@@ -36,6 +36,9 @@ namespace {
 // Requests whose buffers are still held (unanswered or being processed) on
 // one connection before it stops reading more.
 constexpr size_t kMaxHeldRequests = 1024;
+// A request body is first read into a buffer of at most this size; a bigger
+// frame grows it (doubling) only as its bytes arrive.
+constexpr size_t kInitialBodyBytes = 1 << 20;
 // Frames gathered into one write.
 constexpr size_t kMaxFramesPerWrite = 32;
 // How long a connection closed after an error response keeps discarding
@@ -215,16 +218,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     frame_size_ = *size;
-    body_.reset(new std::vector<uint8_t>(frame_size_), BufferDeleter{weak_from_this(), peer_});
+    // Memory is committed as the body arrives, not as its size claims: a
+    // frame above kInitialBodyBytes is read into a buffer that doubles.
+    body_.reset(new std::vector<uint8_t>(std::min<size_t>(frame_size_, kInitialBodyBytes)),
+                BufferDeleter{weak_from_this(), peer_});
     ++held_requests_;
+    ReadBody(0);
+  }
+
+  // Reads into body_ from byte `have` to its current size.
+  void ReadBody(size_t have) {
     reading_ = true;
     asio::async_read(
-        socket_, asio::buffer(*body_),
+        socket_, asio::buffer(body_->data() + have, body_->size() - have),
         [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnBody(ec); });
   }
 
   void OnBody(boost::system::error_code ec) {
     reading_ = false;
+    if (!ec && !lingering_ && body_->size() < frame_size_) {
+      const size_t have = body_->size();
+      body_->resize(std::min<size_t>(frame_size_, have * 2));
+      ReadBody(have);
+      return;
+    }
     std::shared_ptr<std::vector<uint8_t>> body = std::move(body_);
     if (lingering_ && !ec) {
       Drain();

@@ -547,5 +547,52 @@ TEST(ZstdTest, RoundTripAndOutputCap) {
   EXPECT_FALSE(ZstdDecompress({}, 100).ok());
 }
 
+TEST(ZstdTest, ConcatenatedFramesDecodeWhole) {
+  // Two frames back to back take the streaming path (the first frame's
+  // declared size does not cover the input).
+  std::vector<uint8_t> a(5000, 'a'), b(7000, 'b');
+  auto za = ZstdCompress(Bytes(a), 1);
+  auto zb = ZstdCompress(Bytes(b), 1);
+  ASSERT_TRUE(za.ok() && zb.ok());
+  std::vector<uint8_t> both = *za;
+  both.insert(both.end(), zb->begin(), zb->end());
+  auto back = ZstdDecompress(Bytes(both), a.size() + b.size());
+  ASSERT_TRUE(back.ok()) << back.status();
+  std::vector<uint8_t> want = a;
+  want.insert(want.end(), b.begin(), b.end());
+  EXPECT_EQ(*back, want);
+  EXPECT_EQ(ZstdDecompress(Bytes(both), a.size() + b.size() - 1).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(RecordBatchTest, LargeIncompressibleBatchSkipsZstdAndCompressibleKeepsIt) {
+  // Above the sampling threshold: random values go uncompressed, repetitive
+  // ones are compressed; both read back intact.
+  std::mt19937 rng(11);
+  std::vector<TestRecord> noisy, plain_text;
+  for (int i = 0; i < 1000; ++i) {
+    std::string v(100, '\0');
+    for (char& c : v) c = static_cast<char>(rng());
+    noisy.push_back({1000 + i, std::nullopt, v, {}});
+    plain_text.push_back({1000 + i, std::nullopt,
+                          "{\"user\":\"someone\",\"event\":\"click\",\"n\":" +
+                              std::to_string(i) + "}",
+                          {}});
+  }
+  for (int i = 0; i < 1000; ++i) plain_text.push_back(plain_text[i]);
+  for (const auto& [recs, want_codec] :
+       {std::pair{noisy, Compression::kNone}, std::pair{plain_text, Compression::kZstd}}) {
+    std::vector<uint8_t> batch = BuildBatch(recs, {});
+    auto v = RecordBatchView::Parse(Bytes(batch));
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ(v->compression(), want_codec);
+    EXPECT_TRUE(v->Validate().ok());
+    RecordReader reader;
+    std::vector<RecordView> got;
+    ASSERT_TRUE(reader.Read(*v, &got).ok());
+    ExpectSameRecords(recs, got, 0);
+  }
+}
+
 }  // namespace
 }  // namespace brook
