@@ -2,6 +2,7 @@
 #include "client/metadata_cache.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
@@ -110,11 +111,10 @@ void MetadataCache::Invalidate() {
   stale_ = true;
 }
 
-absl::StatusOr<std::vector<PartitionRouteInfo>> MetadataCache::Partitions(
-    const std::string& topic) const {
-  absl::MutexLock lock(&mu_);
+absl::StatusOr<const MetadataCache::TopicEntry*> MetadataCache::FindTopic(
+    const std::string& topic, bool need_partitions) const {
   auto it = topics_.find(topic);
-  if (it == topics_.end()) {
+  if (it == topics_.end() || (need_partitions && it->second.partitions.empty())) {
     return MakeError(proto::UNKNOWN_TOPIC_OR_PARTITION,
                      absl::StrCat("no route for topic '", topic, "'"));
   }
@@ -122,36 +122,49 @@ absl::StatusOr<std::vector<PartitionRouteInfo>> MetadataCache::Partitions(
     return FromErrorCode(static_cast<proto::ErrorCode>(it->second.error_code),
                          absl::StrCat("topic '", topic, "'"));
   }
-  return it->second.partitions;
+  return &it->second;
+}
+
+absl::StatusOr<std::vector<PartitionRouteInfo>> MetadataCache::Partitions(
+    const std::string& topic) const {
+  absl::MutexLock lock(&mu_);
+  auto entry = FindTopic(topic, /*need_partitions=*/false);
+  if (!entry.ok()) return entry.status();
+  return (*entry)->partitions;
 }
 
 absl::StatusOr<int32_t> MetadataCache::PartitionCount(const std::string& topic) const {
   absl::MutexLock lock(&mu_);
-  auto it = topics_.find(topic);
-  if (it == topics_.end() || it->second.partitions.empty()) {
-    return MakeError(proto::UNKNOWN_TOPIC_OR_PARTITION,
-                     absl::StrCat("no route for topic '", topic, "'"));
+  auto entry = FindTopic(topic, /*need_partitions=*/true);
+  if (!entry.ok()) return entry.status();
+  return static_cast<int32_t>((*entry)->partitions.size());
+}
+
+absl::StatusOr<int32_t> MetadataCache::WaitForPartitionCount(
+    const std::string& topic, Clock::time_point deadline, std::chrono::milliseconds initial_backoff,
+    std::chrono::milliseconds max_backoff) {
+  auto backoff = initial_backoff;
+  while (true) {
+    auto n = PartitionCount(topic);
+    if (n.ok()) return n;
+    absl::Status s = Refresh({topic});
+    if (s.ok()) {
+      n = PartitionCount(topic);
+      if (n.ok()) return n;
+      s = n.status();
+    }
+    if (!IsRetriable(ToErrorCode(s)) || Clock::now() + backoff >= deadline) return s;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, max_backoff);
   }
-  if (it->second.error_code != proto::NONE) {
-    return FromErrorCode(static_cast<proto::ErrorCode>(it->second.error_code),
-                         absl::StrCat("topic '", topic, "'"));
-  }
-  return static_cast<int32_t>(it->second.partitions.size());
 }
 
 absl::StatusOr<HostPort> MetadataCache::Leader(const std::string& topic, int32_t partition,
                                                int32_t* leader_id) const {
   absl::MutexLock lock(&mu_);
-  auto it = topics_.find(topic);
-  if (it == topics_.end()) {
-    return MakeError(proto::UNKNOWN_TOPIC_OR_PARTITION,
-                     absl::StrCat("no route for topic '", topic, "'"));
-  }
-  if (it->second.error_code != proto::NONE) {
-    return FromErrorCode(static_cast<proto::ErrorCode>(it->second.error_code),
-                         absl::StrCat("topic '", topic, "'"));
-  }
-  for (const auto& p : it->second.partitions) {
+  auto entry = FindTopic(topic, /*need_partitions=*/false);
+  if (!entry.ok()) return entry.status();
+  for (const auto& p : (*entry)->partitions) {
     if (p.partition != partition) continue;
     if (p.leader < 0) {
       return MakeError(proto::LEADER_NOT_AVAILABLE,

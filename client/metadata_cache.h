@@ -62,6 +62,14 @@ class MetadataCache {
   // servers do not know it or it was never asked for).
   absl::StatusOr<std::vector<PartitionRouteInfo>> Partitions(const std::string& topic) const;
   absl::StatusOr<int32_t> PartitionCount(const std::string& topic) const;
+  // PartitionCount, refreshing `topic` when it fails and retrying, with a
+  // back-off doubling from `initial_backoff` up to `max_backoff`, while the
+  // error is retriable and the next try would start before `deadline`.
+  // Returns the last error otherwise. Blocks (network and sleeps): same
+  // thread rule as Refresh.
+  absl::StatusOr<int32_t> WaitForPartitionCount(const std::string& topic, Clock::time_point deadline,
+                                                std::chrono::milliseconds initial_backoff,
+                                                std::chrono::milliseconds max_backoff);
   // The leader's address; Unavailable (LEADER_NOT_AVAILABLE) when the
   // partition has no leader or the leader's address is unknown.
   absl::StatusOr<HostPort> Leader(const std::string& topic, int32_t partition,
@@ -76,6 +84,10 @@ class MetadataCache {
     std::vector<PartitionRouteInfo> partitions;
   };
   void Apply(const proto::MetadataResponse& r, const std::vector<std::string>& asked);
+  // The entry of `topic`; UNKNOWN_TOPIC_OR_PARTITION when there is none (or,
+  // with `need_partitions`, it lists no partition), else the topic's error.
+  absl::StatusOr<const TopicEntry*> FindTopic(const std::string& topic, bool need_partitions) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ConnectionPool* const pool_;
   const std::vector<HostPort> nameservers_;

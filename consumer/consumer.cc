@@ -226,21 +226,8 @@ class ConsumerImpl final : public Consumer {
   }
 
   absl::StatusOr<int32_t> PartitionCount(const std::string& topic) override {
-    const auto deadline = Clock::now() + config_.request_timeout;
-    auto backoff = kRetryBackoff;
-    while (true) {
-      auto n = metadata_.PartitionCount(topic);
-      if (n.ok()) return n;
-      absl::Status s = metadata_.Refresh({topic});
-      if (s.ok()) {
-        n = metadata_.PartitionCount(topic);
-        if (n.ok()) return n;
-        s = n.status();
-      }
-      if (!IsRetriable(ToErrorCode(s)) || Clock::now() + backoff >= deadline) return s;
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
-    }
+    return metadata_.WaitForPartitionCount(topic, Clock::now() + config_.request_timeout,
+                                           kRetryBackoff, std::chrono::milliseconds(1000));
   }
 
   void Close() override {

@@ -192,23 +192,11 @@ class ProducerImpl final : public Producer {
 
   absl::StatusOr<int32_t> ResolvePartitionCount(const std::string& topic,
                                                 Clock::time_point deadline) {
-    auto backoff = config_.retry_backoff;
-    while (true) {
-      auto n = metadata_.PartitionCount(topic);
-      if (n.ok()) return n;
-      absl::Status s = metadata_.Refresh({topic});
-      if (s.ok()) {
-        n = metadata_.PartitionCount(topic);
-        if (n.ok()) return n;
-        s = n.status();
-      }
-      if (!IsRetriable(ToErrorCode(s)) || Clock::now() + backoff >= deadline) {
-        return absl::Status(s.code(), absl::StrCat("cannot learn the partitions of topic '", topic,
-                                                    "': ", s.message()));
-      }
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, config_.retry_backoff_max);
-    }
+    auto n = metadata_.WaitForPartitionCount(topic, deadline, config_.retry_backoff,
+                                             config_.retry_backoff_max);
+    if (n.ok()) return n;
+    return absl::Status(n.status().code(), absl::StrCat("cannot learn the partitions of topic '",
+                                                        topic, "': ", n.status().message()));
   }
 
   void SenderLoop() {

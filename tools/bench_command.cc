@@ -257,13 +257,24 @@ Result ProduceRecords(const BenchOptions& o, int64_t count, bool show_progress) 
   return result;
 }
 
-absl::StatusOr<std::vector<client::TopicPartition>> AllPartitions(client::Consumer& consumer,
-                                                                  const std::string& topic) {
-  absl::StatusOr<int32_t> n = consumer.PartitionCount(topic);
+// A consumer assigned every partition of `o.topic` (stored in `*tps`), sought
+// to the beginning of each for kEarliest, to its end for kLatest.
+absl::StatusOr<std::unique_ptr<client::Consumer>> OpenWholeTopic(
+    const BenchOptions& o, client::OffsetReset from, std::vector<client::TopicPartition>* tps) {
+  client::ConsumerConfig config;
+  config.nameservers = o.nameservers;
+  config.auto_offset_reset = from;
+  absl::StatusOr<std::unique_ptr<client::Consumer>> consumer = client::Consumer::Create(config);
+  if (!consumer.ok()) return consumer.status();
+  absl::StatusOr<int32_t> n = (*consumer)->PartitionCount(o.topic);
   if (!n.ok()) return n.status();
-  std::vector<client::TopicPartition> tps;
-  for (int32_t p = 0; p < *n; ++p) tps.push_back({topic, p});
-  return tps;
+  tps->clear();
+  for (int32_t p = 0; p < *n; ++p) tps->push_back({o.topic, p});
+  if (absl::Status s = (*consumer)->Assign(*tps); !s.ok()) return s;
+  absl::Status s = from == client::OffsetReset::kEarliest ? (*consumer)->SeekToBeginning(*tps)
+                                                          : (*consumer)->SeekToEnd(*tps);
+  if (!s.ok()) return s;
+  return consumer;
 }
 
 constexpr auto kStallLimit = std::chrono::seconds(30);
@@ -281,15 +292,10 @@ absl::StatusOr<Result> BenchConsume(const BenchOptions& o, const client::TopicIn
                                                          : filled.first_error;
   }
 
-  client::ConsumerConfig config;
-  config.nameservers = o.nameservers;
-  config.auto_offset_reset = client::OffsetReset::kEarliest;
-  absl::StatusOr<std::unique_ptr<client::Consumer>> consumer = client::Consumer::Create(config);
+  std::vector<client::TopicPartition> tps;
+  absl::StatusOr<std::unique_ptr<client::Consumer>> consumer =
+      OpenWholeTopic(o, client::OffsetReset::kEarliest, &tps);
   if (!consumer.ok()) return consumer.status();
-  absl::StatusOr<std::vector<client::TopicPartition>> tps = AllPartitions(**consumer, o.topic);
-  if (!tps.ok()) return tps.status();
-  if (absl::Status s = (*consumer)->Assign(*tps); !s.ok()) return s;
-  if (absl::Status s = (*consumer)->SeekToBeginning(*tps); !s.ok()) return s;
 
   Result result;
   std::atomic<int64_t> received{0};
@@ -328,17 +334,12 @@ absl::StatusOr<Result> BenchConsume(const BenchOptions& o, const client::TopicIn
 }
 
 absl::StatusOr<Result> BenchEndToEnd(const BenchOptions& o) {
-  client::ConsumerConfig config;
-  config.nameservers = o.nameservers;
-  config.auto_offset_reset = client::OffsetReset::kLatest;
-  absl::StatusOr<std::unique_ptr<client::Consumer>> consumer = client::Consumer::Create(config);
+  std::vector<client::TopicPartition> tps;
+  absl::StatusOr<std::unique_ptr<client::Consumer>> consumer =
+      OpenWholeTopic(o, client::OffsetReset::kLatest, &tps);
   if (!consumer.ok()) return consumer.status();
-  absl::StatusOr<std::vector<client::TopicPartition>> tps = AllPartitions(**consumer, o.topic);
-  if (!tps.ok()) return tps.status();
-  if (absl::Status s = (*consumer)->Assign(*tps); !s.ok()) return s;
-  if (absl::Status s = (*consumer)->SeekToEnd(*tps); !s.ok()) return s;
   // Resolve the end offsets now, so records sent from here on are all read.
-  for (const client::TopicPartition& tp : *tps) {
+  for (const client::TopicPartition& tp : tps) {
     if (absl::StatusOr<int64_t> pos = (*consumer)->Position(tp); !pos.ok()) return pos.status();
   }
 
