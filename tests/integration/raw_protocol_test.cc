@@ -24,6 +24,7 @@
 #include "common/rpc/frame.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/raw_conn.h"
 
 namespace brook::testing {
 namespace {
@@ -55,94 +56,6 @@ std::vector<uint8_t> AsStored(std::vector<uint8_t> batch, int64_t base_offset, i
   SetBaseOffset(batch, base_offset);
   SetPartitionLeaderEpoch(batch, epoch);
   return batch;
-}
-
-// A plain TCP connection for sending malformed bytes.
-class RawConn {
- public:
-  explicit RawConn(const Address& a) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(a.port);
-    inet_pton(AF_INET, a.host.c_str(), &sa.sin_addr);
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-      close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~RawConn() { Close(); }
-  bool ok() const { return fd_ >= 0; }
-  void Close() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-  bool Send(const std::vector<uint8_t>& bytes) {
-    size_t off = 0;
-    while (off < bytes.size()) {
-      ssize_t n = send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      off += static_cast<size_t>(n);
-    }
-    return true;
-  }
-  // Reads exactly n bytes; false on EOF, error or timeout.
-  bool ReadN(uint8_t* out, size_t n, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    size_t got = 0;
-    while (got < n) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return false;
-      pollfd pfd{fd_, POLLIN, 0};
-      if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return false;
-      ssize_t r = recv(fd_, out + got, n - got, 0);
-      if (r <= 0) return false;
-      got += static_cast<size_t>(r);
-    }
-    return true;
-  }
-  // Reads one response frame; returns its api and the error code of its
-  // protobuf header (parsed as ErrorResponse).
-  bool ReadResponse(uint16_t* api, proto::ErrorCode* code, std::chrono::milliseconds timeout) {
-    uint8_t prefix[4];
-    if (!ReadN(prefix, 4, timeout)) return false;
-    uint32_t size = wire::GetBE32(prefix);
-    std::vector<uint8_t> body(size);
-    if (!ReadN(body.data(), size, timeout)) return false;
-    *api = wire::GetBE16(body.data());
-    uint32_t header_size = wire::GetBE32(body.data() + 8);
-    proto::ErrorResponse er;
-    er.ParseFromArray(body.data() + 12, static_cast<int>(header_size));
-    *code = er.error_code();
-    return true;
-  }
-  // True once the peer closed the connection (EOF or reset) within timeout,
-  // skipping any frames it sends first.
-  bool WaitClosed(std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    uint8_t buf[4096];
-    while (std::chrono::steady_clock::now() < deadline) {
-      pollfd pfd{fd_, POLLIN, 0};
-      if (poll(&pfd, 1, 50) <= 0) continue;
-      ssize_t r = recv(fd_, buf, sizeof(buf), 0);
-      if (r <= 0) return true;
-    }
-    return false;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-std::vector<uint8_t> RawFrame(uint16_t api, uint16_t version, uint32_t corr,
-                              const std::string& header, const std::vector<uint8_t>& payload = {}) {
-  std::vector<uint8_t> out(16);
-  rpc::EncodeFramePrefix(api, version, corr, static_cast<uint32_t>(header.size()), payload.size(),
-                         out.data());
-  out.insert(out.end(), header.begin(), header.end());
-  out.insert(out.end(), payload.begin(), payload.end());
-  return out;
 }
 
 // One server shared by the tests of the data path and of bad input.
