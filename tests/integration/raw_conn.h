@@ -11,11 +11,15 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/record_batch.h"
+#include "common/rpc/client.h"
 #include "common/rpc/frame.h"
+#include "gtest/gtest.h"
 #include "proto/brook.pb.h"
 #include "tests/integration/harness.h"
 
@@ -133,5 +137,47 @@ inline std::vector<uint8_t> RawFrame(uint16_t api, uint16_t version, uint32_t co
   out.insert(out.end(), payload.begin(), payload.end());
   return out;
 }
+
+// A fixture whose tests share one brook-server (1 MiB frame limit) and hold
+// RPC connections to its broker and coordinator. `Derived` gives each suite its
+// own server; Derived::kServerMayStop says whether a test may leave the
+// server stopped (then its exit code is not checked at the end).
+template <typename Derived>
+class SharedServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess({"--max-frame-bytes=1048576"});
+    auto s = server_->Start();
+    ASSERT_TRUE(s.ok()) << s;
+    io_ = new rpc::IoThread();
+  }
+  static void TearDownTestSuite() {
+    delete io_;
+    io_ = nullptr;
+    if (server_ != nullptr && (!Derived::kServerMayStop || server_->running())) {
+      EXPECT_EQ(server_->Terminate(), 0) << server_->LogTail();
+    }
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr);
+    ASSERT_TRUE(server_->running());
+    auto b = Connect(*io_, server_->broker());
+    ASSERT_TRUE(b.ok()) << b.status();
+    broker_ = *b;
+    auto c = Connect(*io_, server_->coordinator());
+    ASSERT_TRUE(c.ok()) << c.status();
+    coordinator_ = *c;
+  }
+  void TearDown() override {
+    if (HasFailure() && server_ != nullptr) std::cerr << "server log:\n" << server_->LogTail();
+  }
+
+  static inline ServerProcess* server_ = nullptr;
+  static inline rpc::IoThread* io_ = nullptr;
+  std::shared_ptr<rpc::RpcClient> broker_;
+  std::shared_ptr<rpc::RpcClient> coordinator_;
+};
 
 }  // namespace brook::testing

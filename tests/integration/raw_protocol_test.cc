@@ -59,36 +59,10 @@ std::vector<uint8_t> AsStored(std::vector<uint8_t> batch, int64_t base_offset, i
 }
 
 // One server shared by the tests of the data path and of bad input.
-class RawProtocolTest : public ::testing::Test {
+class RawProtocolTest : public SharedServerTest<RawProtocolTest> {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new ServerProcess({"--max-frame-bytes=1048576"});
-    auto s = server_->Start();
-    ASSERT_TRUE(s.ok()) << s;
-    io_ = new rpc::IoThread();
-  }
-  static void TearDownTestSuite() {
-    delete io_;
-    io_ = nullptr;
-    if (server_ != nullptr) {
-      EXPECT_EQ(server_->Terminate(), 0) << server_->LogTail();
-    }
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    ASSERT_TRUE(server_->running());
-    auto b = Connect(*io_, server_->broker());
-    ASSERT_TRUE(b.ok()) << b.status();
-    broker_ = *b;
-    auto c = Connect(*io_, server_->coordinator());
-    ASSERT_TRUE(c.ok()) << c.status();
-    coordinator_ = *c;
-  }
-  void TearDown() override {
-    if (HasFailure() && server_ != nullptr) std::cerr << "server log:\n" << server_->LogTail();
-  }
+  friend class SharedServerTest<RawProtocolTest>;
+  static constexpr bool kServerMayStop = false;
 
   // Creates a topic and waits until the broker hosts it; returns its epoch
   // of partition 0.
@@ -116,14 +90,8 @@ class RawProtocolTest : public ::testing::Test {
     EXPECT_EQ(resp.brokers(0).port(), server_->broker().port);
   }
 
-  static ServerProcess* server_;
-  static rpc::IoThread* io_;
-  std::shared_ptr<rpc::RpcClient> broker_;
-  std::shared_ptr<rpc::RpcClient> coordinator_;
 };
 
-ServerProcess* RawProtocolTest::server_ = nullptr;
-rpc::IoThread* RawProtocolTest::io_ = nullptr;
 
 TEST_F(RawProtocolTest, ProduceThenFetchReturnsTheSameBytes) {
   int32_t epoch = MakeTopic("roundtrip");

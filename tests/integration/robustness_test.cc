@@ -73,36 +73,10 @@ int64_t RssBytes(pid_t pid) {
   return -1;
 }
 
-class RobustnessTest : public ::testing::Test {
+class RobustnessTest : public SharedServerTest<RobustnessTest> {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new ServerProcess({"--max-frame-bytes=1048576"});
-    auto s = server_->Start();
-    ASSERT_TRUE(s.ok()) << s;
-    io_ = new rpc::IoThread();
-  }
-  static void TearDownTestSuite() {
-    delete io_;
-    io_ = nullptr;
-    if (server_ != nullptr && server_->running()) {
-      EXPECT_EQ(server_->Terminate(), 0) << server_->LogTail();
-    }
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    ASSERT_TRUE(server_->running());
-    auto b = Connect(*io_, server_->broker());
-    ASSERT_TRUE(b.ok()) << b.status();
-    broker_ = *b;
-    auto c = Connect(*io_, server_->coordinator());
-    ASSERT_TRUE(c.ok()) << c.status();
-    coordinator_ = *c;
-  }
-  void TearDown() override {
-    if (HasFailure() && server_ != nullptr) std::cerr << "server log:\n" << server_->LogTail();
-  }
+  friend class SharedServerTest<RobustnessTest>;
+  static constexpr bool kServerMayStop = true;
 
   void MakeTopic(const std::string& topic, int32_t partitions) {
     auto d = CreateTopic(*coordinator_, topic, partitions);
@@ -125,14 +99,8 @@ class RobustnessTest : public ::testing::Test {
     EXPECT_EQ(resp.brokers_size(), 1);
   }
 
-  static ServerProcess* server_;
-  static rpc::IoThread* io_;
-  std::shared_ptr<rpc::RpcClient> broker_;
-  std::shared_ptr<rpc::RpcClient> coordinator_;
 };
 
-ServerProcess* RobustnessTest::server_ = nullptr;
-rpc::IoThread* RobustnessTest::io_ = nullptr;
 
 // Each malformed frame gets its documented answer (docs/protocol.md).
 TEST_F(RobustnessTest, MalformedFramesGetTheirSpecificErrors) {
