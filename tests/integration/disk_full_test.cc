@@ -139,6 +139,19 @@ std::string HttpGet(const Address& a, const std::string& path) {
 
 class DiskFullTest : public ::testing::Test {
  protected:
+  void SetUp() override {
+    if (geteuid() != 0) {
+      GTEST_SKIP() << "not root (euid " << geteuid() << "): cannot mount the tmpfs this test needs";
+    }
+  }
+  // Starts brook-server with its data directory on a fresh 8 MiB tmpfs.
+  void StartServerOnTmpfs() {
+    server_ = std::make_unique<ServerProcess>();
+    mount_ = std::make_unique<TmpfsMount>(server_->data_dir(), "8m");
+    ASSERT_TRUE(mount_->mounted()) << mount_->error()
+                                   << " (running as root; CAP_SYS_ADMIN is required)";
+    ASSERT_TRUE(server_->Start().ok()) << server_->LogTail();
+  }
   void TearDown() override {
     if (HasFailure() && server_ != nullptr) std::cerr << "server log:\n" << server_->LogTail();
     // The mount goes before the server directory is removed.
@@ -195,14 +208,8 @@ class DiskFullTest : public ::testing::Test {
 class DiskFullSpaceTest : public DiskFullTest, public ::testing::WithParamInterface<int> {};
 
 TEST_P(DiskFullSpaceTest, StorageFullIsRetriableLosesNothingAndWritesResume) {
-  if (geteuid() != 0) {
-    GTEST_SKIP() << "not root (euid " << geteuid() << "): cannot mount the tmpfs this test needs";
-  }
-  server_ = std::make_unique<ServerProcess>();
-  mount_ = std::make_unique<TmpfsMount>(server_->data_dir(), "8m");
-  ASSERT_TRUE(mount_->mounted()) << mount_->error()
-                                 << " (running as root; CAP_SYS_ADMIN is required)";
-  ASSERT_TRUE(server_->Start().ok()) << server_->LogTail();
+  StartServerOnTmpfs();
+  if (HasFatalFailure()) return;
 
   rpc::IoThread io;
   auto coordinator = Connect(io, server_->coordinator());
@@ -323,14 +330,8 @@ TEST_P(DiskFullSpaceTest, StorageFullIsRetriableLosesNothingAndWritesResume) {
 // the disk is full stay pending (no error), and are delivered once space is
 // freed, exactly once and in order.
 TEST_F(DiskFullTest, ProducerRetriesThroughAFullDisk) {
-  if (geteuid() != 0) {
-    GTEST_SKIP() << "not root (euid " << geteuid() << "): cannot mount the tmpfs this test needs";
-  }
-  server_ = std::make_unique<ServerProcess>();
-  mount_ = std::make_unique<TmpfsMount>(server_->data_dir(), "8m");
-  ASSERT_TRUE(mount_->mounted()) << mount_->error()
-                                 << " (running as root; CAP_SYS_ADMIN is required)";
-  ASSERT_TRUE(server_->Start().ok()) << server_->LogTail();
+  StartServerOnTmpfs();
+  if (HasFatalFailure()) return;
   rpc::IoThread io;
   auto coordinator = Connect(io, server_->coordinator());
   ASSERT_TRUE(coordinator.ok()) << coordinator.status();
