@@ -407,16 +407,16 @@ class ConsumerImpl final : public Consumer {
   }
 
   void ResolvePositions() {
-    std::vector<std::pair<OffsetQuery, uint64_t>> todo;
+    std::vector<std::pair<OffsetQuery, uint64_t>> pending_lookups;
     {
       absl::MutexLock lock(&mu_);
       const auto now = Clock::now();
       for (const auto& [tp, s] : parts_) {
         if (s.position >= 0 || s.retry_at > now) continue;
-        todo.push_back({OffsetQuery{tp.topic, tp.partition, s.lookup}, s.epoch});
+        pending_lookups.push_back({OffsetQuery{tp.topic, tp.partition, s.lookup}, s.epoch});
       }
     }
-    for (auto& [q, epoch] : todo) {
+    for (auto& [q, epoch] : pending_lookups) {
       if (Lookup(&q, epoch).ok()) continue;
       absl::MutexLock lock(&mu_);
       auto it = parts_.find(TopicPartition{q.topic, q.partition});
