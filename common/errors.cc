@@ -32,7 +32,12 @@ static absl::StatusCode CanonicalFor(proto::ErrorCode code) {
     case ErrorCode::LEADER_NOT_AVAILABLE:
     case ErrorCode::NOT_ENOUGH_REPLICAS:
     case ErrorCode::BROKER_NOT_AVAILABLE:
+    case ErrorCode::FENCED_LEADER_EPOCH:
+    case ErrorCode::UNKNOWN_LEADER_EPOCH:
+    case ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND:
     case ErrorCode::SHUTTING_DOWN: return absl::StatusCode::kUnavailable;
+    case ErrorCode::STALE_BROKER_EPOCH: return absl::StatusCode::kFailedPrecondition;
+    case ErrorCode::INVALID_REPLICATION_FACTOR:
     case ErrorCode::INVALID_TOPIC:
     case ErrorCode::FRAME_TOO_LARGE:
     case ErrorCode::INVALID_REQUEST:
@@ -96,6 +101,9 @@ bool IsRetriable(proto::ErrorCode code) {
     case ErrorCode::NOT_ENOUGH_REPLICAS:
     case ErrorCode::LEADER_NOT_AVAILABLE:
     case ErrorCode::BROKER_NOT_AVAILABLE:
+    case ErrorCode::FENCED_LEADER_EPOCH:
+    case ErrorCode::UNKNOWN_LEADER_EPOCH:
+    case ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND:
     case ErrorCode::SHUTTING_DOWN: return true;
     default: return false;
   }

@@ -1,10 +1,18 @@
-// Coordinator: the controller role. Owns the metadata log and its state
-// machine, serves topic administration and broker heartbeats over the native
-// protocol, and places partitions on live brokers.
+// Coordinator: the controller role of one coordinator quorum member. The
+// metadata image (MetadataState) is replicated by Raft (raft_host.h): every
+// member applies the committed MetadataRecords (Raft index = metadata
+// offset). Only the Raft leader serves: it answers topic administration,
+// broker heartbeats, in-sync set changes and controlled shutdowns, tracks
+// broker leases and runs the controller loop (fencing lapsed brokers,
+// electing leaders, preferred-leader rebalancing). Followers answer
+// NOT_COORDINATOR naming the leader, except for API_DESCRIBE_CLUSTER and
+// API_RAFT.
 //
 // Thread-safety: every public method is thread-safe. RPC handlers run on the
-// io_context's threads; mutations are serialized by one mutex (appending to
-// the metadata log, which fsyncs, happens under it: metadata changes are rare).
+// io_context's threads and never wait for a commit: mutations are queued to
+// one controller thread, which proposes one batch of records at a time and
+// answers once they are committed and applied. Committed entries are applied
+// on the Raft thread.
 #pragma once
 
 #include <utility>  // must precede Asio headers (Boost 1.74 + g++ 12)
@@ -12,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -25,55 +34,71 @@
 
 namespace brook::coordinator {
 
-class MetadataLog;
+struct CoordinatorMember {
+  NodeId id;
+  std::string host;
+  uint16_t port = 0;
+};
 
 struct CoordinatorOptions {
-  std::string data_dir;  // e.g. <data-dir>/coordinator; the metadata log lives in data_dir/metadata
+  std::string data_dir;  // e.g. <data-dir>/coordinator; Raft storage in data_dir/raft
   NodeId id{1};
+  // Every member of the quorum, this one included; empty: this coordinator
+  // alone (its address then comes from SetAdvertisedAddress).
+  std::vector<CoordinatorMember> quorum;
   proto::TopicConfig default_topic_config;
   int32_t default_partitions = 1;
   int32_t default_replication_factor = 1;
-  int64_t broker_lease_ms = 10000;
+  int64_t broker_lease_ms = 1500;
+  int64_t raft_election_timeout_ms = 500;
+  int64_t raft_heartbeat_ms = 50;
+  int64_t raft_snapshot_entries = 10000;  // 0: never snapshot
+  int64_t leader_rebalance_interval_ms = 30000;  // 0: off
+  int64_t controller_interval_ms = 100;  // lease checks and leader elections
 };
 
 class Coordinator {
  public:
-  // Opens (replaying) the metadata log under options.data_dir. `fs` and
-  // `flusher` (may be null) must outlive the coordinator; `io` runs the
-  // long-poll timers and must outlive it too.
+  // Opens the Raft storage under options.data_dir/raft (restoring the
+  // snapshot) and starts the Raft and controller threads. A single-member
+  // quorum is leader and serving when this returns. `fs` must outlive the
+  // coordinator; `flusher` is not used (the Raft log fsyncs itself) and may
+  // be null; `io` runs the long-poll timers and must outlive it too.
   static absl::StatusOr<std::unique_ptr<Coordinator>> Open(storage::FileSystem* fs,
                                                            storage::Flusher* flusher,
                                                            CoordinatorOptions options,
                                                            boost::asio::io_context& io);
-
-  // As Open, on a metadata log the caller provides (tests; later the Raft
-  // log). The log is replayed here.
-  static absl::StatusOr<std::unique_ptr<Coordinator>> OpenWithLog(std::unique_ptr<MetadataLog> log,
-                                                                  CoordinatorOptions options,
-                                                                  boost::asio::io_context& io);
   ~Coordinator();  // Closes if not closed.
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
-  // Reported in heartbeat responses as CoordinatorInfo (leader=true).
+  // This member's address as reported to brokers and in DescribeCluster
+  // (replaces its quorum entry, e.g. when that named port 0).
   void SetAdvertisedAddress(std::string host, uint16_t port);
 
   // API_CREATE_TOPIC, API_DELETE_TOPIC, API_LIST_TOPICS, API_DESCRIBE_TOPIC,
-  // API_BROKER_HEARTBEAT. Handlers hold only a weak reference: requests
-  // arriving after Close are answered SHUTTING_DOWN. A long-poll heartbeat is
-  // held at most min(max_wait_ms, broker_lease_ms / 2), so a parked broker
-  // renews its lease in time.
+  // API_BROKER_HEARTBEAT, API_ALTER_ISR, API_BROKER_SHUTDOWN,
+  // API_DESCRIBE_CLUSTER and API_RAFT. Handlers hold only a weak reference:
+  // requests arriving after Close are answered SHUTTING_DOWN. A long-poll
+  // heartbeat is held at most min(max_wait_ms, broker_lease_ms / 3), so a
+  // parked broker renews its lease in time.
   void RegisterApis(rpc::RpcServer& server);
 
-  // GET /admin/topics and /admin/brokers as JSON.
+  // GET /admin/topics, /admin/brokers and /admin/cluster as JSON.
   void RegisterAdmin(http::AdminServer& admin);
 
-  // Answers parked heartbeats with SHUTTING_DOWN, refuses later requests and
-  // closes the metadata log. Idempotent.
+  // Answers parked heartbeats with SHUTTING_DOWN, refuses later requests,
+  // stops the controller and Raft threads and closes the Raft storage.
+  // Idempotent.
   absl::Status Close();
 
-  // The offset of the last applied metadata record (-1 when none).
+  // The offset (Raft index) of the last applied metadata record (-1 when none).
   Offset metadata_offset() const;
+
+  // This member leads the quorum and has applied its first entry of the term.
+  bool serving() const;
+  // The API_DESCRIBE_CLUSTER answer of this member.
+  proto::DescribeClusterResponse DescribeCluster() const;
 
   struct Impl;
 

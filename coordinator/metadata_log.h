@@ -1,67 +1,25 @@
-// The coordinator's metadata log: an ordered, durable sequence of
-// MetadataRecords (docs/formats/metadata-log.md). The state machine
-// (metadata_state.h) only sees this interface, so a Raft-replicated log can
-// later stand in for the local one.
+// The coordinator's metadata log is the Raft log (coordinator/raft_host.h):
+// each normal Raft entry carries one MetadataRecord, and a Raft snapshot's
+// data is a MetadataSnapshot (docs/formats/metadata-log.md). These are the
+// encodings of both, shared by the coordinator and its tests.
 #pragma once
 
-#include <functional>
-#include <memory>
 #include <string>
+#include <string_view>
 
-#include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "broker/storage/fs.h"
-#include "broker/storage/log.h"
-#include "common/types.h"
 #include "proto/metadata.pb.h"
 
 namespace brook::coordinator {
 
-class MetadataLog {
- public:
-  using ReplayFn = std::function<absl::Status(Offset, const proto::MetadataRecord&)>;
+// The Raft entry data of one record (its protobuf serialization).
+std::string EncodeMetadataRecord(const proto::MetadataRecord& record);
+// DataLoss when `data` does not parse or holds no known record kind.
+absl::StatusOr<proto::MetadataRecord> DecodeMetadataRecord(std::string_view data);
 
-  virtual ~MetadataLog() = default;
-
-  // Appends one record and returns its offset. The record is durable when
-  // this returns OK (it survives a crash). Offsets strictly increase. May
-  // block on an fsync.
-  virtual absl::StatusOr<Offset> Append(const proto::MetadataRecord& record) = 0;
-
-  // Calls `fn` for every record in offset order; stops at and returns the
-  // first error (from `fn` or from reading). Not to be called concurrently
-  // with Append.
-  virtual absl::Status Replay(ReplayFn fn) = 0;
-
-  // Makes everything durable and releases the log; later calls fail.
-  virtual absl::Status Close() = 0;
-};
-
-// MetadataLog on a local storage::PartitionLog with fsync on every append.
-// Each record is the value of a one-record uncompressed RecordBatch v2 (null
-// key). Thread-safe (Append calls are serialized by the PartitionLog; callers
-// that need an order between appends serialize them themselves).
-class LocalMetadataLog : public MetadataLog {
- public:
-  // Opens or creates the log in `dir` (recovering a torn tail). `fs` and
-  // `flusher` (may be null: durability is then reached by inline fsync) must
-  // outlive the log.
-  static absl::StatusOr<std::unique_ptr<LocalMetadataLog>> Open(storage::FileSystem* fs,
-                                                                std::string dir,
-                                                                storage::Flusher* flusher);
-  ~LocalMetadataLog() override;
-
-  absl::StatusOr<Offset> Append(const proto::MetadataRecord& record) override;
-  absl::Status Replay(ReplayFn fn) override;
-
-  // The offset the next record will get.
-  Offset end_offset() const;
-
-  absl::Status Close() override;
-
- private:
-  explicit LocalMetadataLog(std::unique_ptr<storage::PartitionLog> log);
-  std::unique_ptr<storage::PartitionLog> log_;
-};
+// The Raft snapshot data of a metadata image.
+std::string EncodeMetadataSnapshot(const proto::MetadataSnapshot& snapshot);
+// DataLoss when `data` does not parse.
+absl::StatusOr<proto::MetadataSnapshot> DecodeMetadataSnapshot(std::string_view data);
 
 }  // namespace brook::coordinator

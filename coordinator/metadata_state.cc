@@ -2,6 +2,8 @@
 #include "coordinator/metadata_state.h"
 
 #include <algorithm>
+#include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -37,7 +39,30 @@ absl::Status MetadataState::Apply(Offset offset, const proto::MetadataRecord& re
       BrokerRegistration reg;
       reg.info = broker.broker();
       reg.epoch = broker.broker_epoch() > 0 ? broker.broker_epoch() : offset.value() + 1;
+      reg.fenced = false;
       brokers_[reg.info.broker_id()] = std::move(reg);
+      break;
+    }
+    case proto::MetadataRecord::kPartitionChange: {
+      const proto::PartitionChangeRecord& change = record.partition_change();
+      auto it = topics_.find(change.topic());
+      if (it == topics_.end() || change.topic_id() != it->second.topic_id()) break;
+      for (proto::PartitionDescription& p : *it->second.mutable_partitions()) {
+        if (p.partition() != change.partition()) continue;
+        p.set_leader(change.leader());
+        p.set_leader_epoch(change.leader_epoch());
+        *p.mutable_isr() = change.isr();
+        break;
+      }
+      break;
+    }
+    case proto::MetadataRecord::kFenceBroker: {
+      const proto::FenceBrokerRecord& fence = record.fence_broker();
+      auto it = brokers_.find(fence.broker_id());
+      if (it != brokers_.end() && it->second.epoch == fence.broker_epoch()) {
+        it->second.fenced = true;
+        it->second.shut_down = fence.controlled_shutdown();
+      }
       break;
     }
     default:
@@ -45,6 +70,65 @@ absl::Status MetadataState::Apply(Offset offset, const proto::MetadataRecord& re
           absl::StrCat("unknown or empty metadata record at offset ", offset.value()));
   }
   last_offset_ = offset;
+  return absl::OkStatus();
+}
+
+proto::MetadataSnapshot MetadataState::ToSnapshot() const {
+  proto::MetadataSnapshot snapshot;
+  snapshot.set_last_offset(last_offset_.value());
+  for (const auto& [name, topic] : topics_) *snapshot.add_topics() = topic;
+  for (const auto& [id, reg] : brokers_) {
+    proto::MetadataSnapshot::Broker* b = snapshot.add_brokers();
+    *b->mutable_info() = reg.info;
+    b->set_epoch(reg.epoch);
+    b->set_fenced(reg.fenced);
+    b->set_shut_down(reg.shut_down);
+  }
+  return snapshot;
+}
+
+absl::Status MetadataState::Restore(const proto::MetadataSnapshot& snapshot) {
+  if (snapshot.last_offset() < -1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metadata snapshot with last_offset ", snapshot.last_offset()));
+  }
+  std::map<std::string, proto::TopicDescription> topics;
+  for (const proto::TopicDescription& topic : snapshot.topics()) {
+    if (topic.name().empty()) {
+      return absl::InvalidArgumentError("metadata snapshot holds a topic without a name");
+    }
+    std::set<int32_t> partitions;
+    for (const proto::PartitionDescription& p : topic.partitions()) {
+      if (!partitions.insert(p.partition()).second) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "metadata snapshot: topic '", topic.name(), "' lists partition ", p.partition(),
+            " twice"));
+      }
+    }
+    if (!topics.emplace(topic.name(), topic).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metadata snapshot lists topic '", topic.name(), "' twice"));
+    }
+  }
+  std::map<int32_t, BrokerRegistration> brokers;
+  for (const proto::MetadataSnapshot::Broker& b : snapshot.brokers()) {
+    BrokerRegistration reg;
+    reg.info = b.info();
+    reg.epoch = b.epoch();
+    reg.fenced = b.fenced();
+    reg.shut_down = b.fenced() && b.shut_down();
+    if (reg.epoch <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "metadata snapshot: broker ", reg.info.broker_id(), " has epoch ", reg.epoch));
+    }
+    if (!brokers.emplace(reg.info.broker_id(), std::move(reg)).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metadata snapshot lists broker ", b.info().broker_id(), " twice"));
+    }
+  }
+  last_offset_ = Offset(snapshot.last_offset());
+  topics_ = std::move(topics);
+  brokers_ = std::move(brokers);
   return absl::OkStatus();
 }
 

@@ -22,6 +22,11 @@ struct BrokerRegistration {
   // Unique per registration and increasing: the BrokerRecord's broker_epoch
   // when set (> 0), else the record's log offset + 1.
   int64_t epoch = 0;
+  // Lease lost or shut down (FenceBrokerRecord); cleared by re-registering.
+  bool fenced = false;
+  // Fenced by a controlled shutdown of this registration (see
+  // FenceBrokerRecord.controlled_shutdown); cleared with `fenced`.
+  bool shut_down = false;
 };
 
 class MetadataState {
@@ -32,7 +37,16 @@ class MetadataState {
   // (if given) topic_id match, and is a no-op otherwise; a BrokerRecord
   // inserts or replaces the broker. A record with no known content is
   // InvalidArgument. On error the image is unchanged.
+  // A PartitionChangeRecord sets leader, leader epoch and in-sync set of the
+  // partition when topic and topic_id match (no-op otherwise); a
+  // FenceBrokerRecord fences the broker when its epoch matches (no-op
+  // otherwise). A BrokerRecord clears `fenced`.
   absl::Status Apply(Offset offset, const proto::MetadataRecord& record);
+
+  // The whole image (and last_offset) as a snapshot, and back. Restore
+  // replaces the image; InvalidArgument on an inconsistent snapshot.
+  proto::MetadataSnapshot ToSnapshot() const;
+  absl::Status Restore(const proto::MetadataSnapshot& snapshot);
 
   // Offset of the last applied record; -1 before any.
   Offset last_offset() const { return last_offset_; }

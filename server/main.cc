@@ -44,8 +44,13 @@ ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9644", "Admin HTTP HOST:PORT");
 ABSL_FLAG(int32_t, broker_id, 1, "Broker id");
 ABSL_FLAG(int32_t, coordinator_id, 1, "Coordinator id");
 ABSL_FLAG(std::string, coordinator_quorum, "",
-          "ID@HOST:PORT of the coordinator quorum (one member supported); default "
-          "<coordinator-id>@<coordinator-listen>");
+          "Comma-separated ID@HOST:PORT of every coordinator quorum member (the same list for "
+          "every process); default <coordinator-id>@<coordinator-listen>");
+ABSL_FLAG(std::string, broker_advertised, "",
+          "HOST:PORT registered for this broker (what clients and other brokers dial); default "
+          "the bound --broker-listen address");
+ABSL_FLAG(int32_t, default_replication_factor, 1,
+          "Replication factor of topics created without one");
 ABSL_FLAG(std::string, nameservers, "",
           "Comma-separated HOST:PORT of the name servers to register with; default this "
           "process's own name server, else 127.0.0.1:9876");
@@ -94,6 +99,9 @@ FlagValues CollectFlags() {
   v.coordinator_id = Given(FLAGS_coordinator_id, "coordinator_id");
   v.io_threads = Given(FLAGS_io_threads, "io_threads");
   v.max_frame_bytes = Given(FLAGS_max_frame_bytes, "max_frame_bytes");
+  v.broker_advertised = Given(FLAGS_broker_advertised, "broker_advertised");
+  v.default_replication_factor =
+      Given(FLAGS_default_replication_factor, "default_replication_factor");
   return v;
 }
 
@@ -144,6 +152,20 @@ int Run(const Settings& settings) {
     o.default_topic_config = cfg.default_topic_config();
     if (cfg.has_default_partitions()) o.default_partitions = cfg.default_partitions();
     if (cfg.has_broker_lease_ms()) o.broker_lease_ms = cfg.broker_lease_ms();
+    if (cfg.has_default_replication_factor()) {
+      o.default_replication_factor = cfg.default_replication_factor();
+    }
+    if (cfg.has_raft_election_timeout_ms()) {
+      o.raft_election_timeout_ms = cfg.raft_election_timeout_ms();
+    }
+    if (cfg.has_raft_heartbeat_ms()) o.raft_heartbeat_ms = cfg.raft_heartbeat_ms();
+    if (cfg.has_raft_snapshot_entries()) o.raft_snapshot_entries = cfg.raft_snapshot_entries();
+    if (cfg.has_leader_rebalance_interval_ms()) {
+      o.leader_rebalance_interval_ms = cfg.leader_rebalance_interval_ms();
+    }
+    for (const auto& m : settings.quorum) {
+      o.quorum.push_back(coordinator::CoordinatorMember{NodeId(m.id), m.host, m.port});
+    }
     coordinator_flusher = std::make_unique<storage::Flusher>();
     auto opened = coordinator::Coordinator::Open(fs, coordinator_flusher.get(), std::move(o), io);
     if (!opened.ok()) return Fail(opened.status());
@@ -152,7 +174,13 @@ int Run(const Settings& settings) {
     coord->RegisterApis(*coord_server);
     coord->RegisterAdmin(admin);
     if (auto s = coord_server->Listen(settings.coordinator_listen); !s.ok()) return Fail(s);
-    coord->SetAdvertisedAddress(coord_server->host(), coord_server->port());
+    // The quorum entry names this member; only a missing entry or port 0
+    // (single member on any port) takes the bound address.
+    bool listed = false;
+    for (const auto& m : settings.quorum) {
+      listed = listed || (m.id == settings.coordinator_id && m.port != 0);
+    }
+    if (!listed) coord->SetAdvertisedAddress(coord_server->host(), coord_server->port());
     own_coordinator = absl::StrCat(coord_server->host(), ":", coord_server->port());
     ready_lines.push_back(absl::StrCat("coordinator listening on ", own_coordinator));
   }
@@ -179,6 +207,11 @@ int Run(const Settings& settings) {
     if (cfg.has_broker_heartbeat_ms()) o.coordinator_heartbeat_ms = cfg.broker_heartbeat_ms();
     if (cfg.has_nameserver_heartbeat_ms()) o.nameserver_heartbeat_ms = cfg.nameserver_heartbeat_ms();
     if (cfg.has_retention_check_ms()) o.retention_check_ms = cfg.retention_check_ms();
+    if (cfg.has_replica_lag_time_max_ms()) o.replica_lag_time_max_ms = cfg.replica_lag_time_max_ms();
+    if (cfg.has_replica_fetch_wait_ms()) o.replica_fetch_wait_ms = cfg.replica_fetch_wait_ms();
+    if (cfg.has_controlled_shutdown_timeout_ms()) {
+      o.controlled_shutdown_timeout_ms = cfg.controlled_shutdown_timeout_ms();
+    }
     auto opened = broker::Broker::Open(fs, std::move(o), io);
     if (!opened.ok()) return Fail(opened.status());
     brk = *std::move(opened);
@@ -186,7 +219,12 @@ int Run(const Settings& settings) {
     brk->RegisterApis(*broker_server);
     brk->RegisterAdmin(admin);
     if (auto s = broker_server->Listen(settings.broker_listen); !s.ok()) return Fail(s);
-    brk->SetAdvertisedAddress(broker_server->host(), broker_server->port());
+    if (settings.broker_advertised.empty()) {
+      brk->SetAdvertisedAddress(broker_server->host(), broker_server->port());
+    } else {
+      auto hp = rpc::ParseHostPort(settings.broker_advertised);  // validated by settings
+      brk->SetAdvertisedAddress(hp->first, hp->second);
+    }
     ready_lines.push_back(absl::StrCat("broker ", settings.broker_id, " listening on ",
                                        broker_server->host(), ":", broker_server->port()));
   }
@@ -243,13 +281,15 @@ int Run(const Settings& settings) {
       rc = 1;
     }
   }
-  if (coord_server != nullptr) coord_server->Stop();
+  // The coordinator closes while its server still runs, so a leader can hand
+  // leadership over (the vote that completes it arrives through the server).
   if (coord != nullptr) {
     if (auto s = coord->Close(); !s.ok()) {
       spdlog::error("coordinator close: {}", s.ToString());
       rc = 1;
     }
   }
+  if (coord_server != nullptr) coord_server->Stop();
   if (ns_server != nullptr) ns_server->Stop();
   admin.Stop();
   work.reset();

@@ -3,6 +3,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -150,21 +151,28 @@ absl::StatusOr<Settings> ResolveSettings(const FlagValues& flags) {
   if (!quorum.empty()) {
     auto members = ParseQuorum(quorum);
     if (!members.ok()) return members.status();
-    if (members->size() > 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--coordinator-quorum: ", members->size(),
-          " members given, but only a single-member quorum is supported in this version"));
-    }
     s.quorum = *std::move(members);
-    const QuorumMember& m = s.quorum.front();
-    if (s.has("coordinator") && m.id != s.coordinator_id) {
+    const QuorumMember* own = nullptr;
+    for (const QuorumMember& m : s.quorum) {
+      if (m.id == s.coordinator_id) own = &m;
+    }
+    if (s.has("coordinator") && own == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("--coordinator-quorum: this coordinator (id ",
                                                      s.coordinator_id, ") is not a member"));
     }
-    if (m.port == 0 && !s.has("coordinator")) {
-      return absl::InvalidArgumentError(
-          "--coordinator-quorum: port 0 names no coordinator (it is only allowed for this "
-          "process's own coordinator)");
+    if (s.has("coordinator") && !flags.coordinator_listen.has_value() &&
+        c.coordinator_listen().empty()) {
+      // Listen where the quorum says this member is.
+      s.coordinator_listen = absl::StrCat(own->host, ":", own->port);
+    }
+    for (const QuorumMember& m : s.quorum) {
+      const bool is_self = s.has("coordinator") && m.id == s.coordinator_id;
+      if (m.port == 0 && (!is_self || s.quorum.size() > 1)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--coordinator-quorum: member ", m.id,
+            " has port 0, which names no coordinator (only allowed for this process's own "
+            "coordinator in a single-member quorum)"));
+      }
     }
   } else if (s.has("broker") && !s.has("coordinator")) {
     // The default quorum is this process's coordinator listen address.
@@ -175,6 +183,18 @@ absl::StatusOr<Settings> ResolveSettings(const FlagValues& flags) {
       return absl::InvalidArgumentError("a broker without the coordinator role needs "
                                         "--coordinator-quorum with a real port");
     }
+  }
+
+  s.broker_advertised = flags.broker_advertised.value_or(c.broker_advertised());
+  if (!s.broker_advertised.empty()) {
+    if (auto st = CheckAddress("--broker-advertised", s.broker_advertised); !st.ok()) return st;
+    if (rpc::ParseHostPort(s.broker_advertised)->second == 0) {
+      return absl::InvalidArgumentError("--broker-advertised needs a real port, not 0");
+    }
+  }
+  s.config.set_broker_advertised(s.broker_advertised);
+  if (flags.default_replication_factor.has_value()) {
+    s.config.set_default_replication_factor(*flags.default_replication_factor);
   }
 
   if (flags.nameservers.has_value()) {
@@ -213,6 +233,39 @@ absl::StatusOr<Settings> ResolveSettings(const FlagValues& flags) {
   }
   if (c.has_default_partitions() && c.default_partitions() <= 0) {
     return absl::InvalidArgumentError("config: default_partitions must be positive");
+  }
+  if (c.has_default_replication_factor() && c.default_replication_factor() <= 0) {
+    return absl::InvalidArgumentError("default replication factor must be positive");
+  }
+  for (auto [name, has, v] : {std::tuple<const char*, bool, int64_t>{
+                                  "replica_lag_time_max_ms", c.has_replica_lag_time_max_ms(),
+                                  c.replica_lag_time_max_ms()},
+                              {"replica_fetch_wait_ms", c.has_replica_fetch_wait_ms(),
+                               c.replica_fetch_wait_ms()},
+                              {"raft_election_timeout_ms", c.has_raft_election_timeout_ms(),
+                               c.raft_election_timeout_ms()},
+                              {"raft_heartbeat_ms", c.has_raft_heartbeat_ms(), c.raft_heartbeat_ms()},
+                              {"controlled_shutdown_timeout_ms",
+                               c.has_controlled_shutdown_timeout_ms(),
+                               c.controlled_shutdown_timeout_ms()}}) {
+    if (has && v <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("config: ", name, " must be positive"));
+    }
+  }
+  for (auto [name, has, v] : {std::tuple<const char*, bool, int64_t>{
+                                  "raft_snapshot_entries", c.has_raft_snapshot_entries(),
+                                  c.raft_snapshot_entries()},
+                              {"leader_rebalance_interval_ms", c.has_leader_rebalance_interval_ms(),
+                               c.leader_rebalance_interval_ms()}}) {
+    if (has && v < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("config: ", name, " must be >= 0 (0: off)"));
+    }
+  }
+  const int64_t election = c.has_raft_election_timeout_ms() ? c.raft_election_timeout_ms() : 500;
+  const int64_t heartbeat = c.has_raft_heartbeat_ms() ? c.raft_heartbeat_ms() : 50;
+  if (heartbeat >= election) {
+    return absl::InvalidArgumentError(
+        "config: raft_heartbeat_ms must be below raft_election_timeout_ms");
   }
   return s;
 }

@@ -30,8 +30,11 @@ struct Settings {
   int32_t broker_id = 1;
   int32_t coordinator_id = 1;
   // Empty when the quorum was not given: then it is this process's own
-  // coordinator at its bound address.
+  // coordinator at its bound address. With the coordinator role and a
+  // quorum, coordinator_id is a member.
   std::vector<QuorumMember> quorum;
+  // The broker's registered address; empty: its bound address.
+  std::string broker_advertised;
   // Empty when not given: then this process's own name server (bound
   // address) when it has the role, else 127.0.0.1:9876.
   std::vector<std::string> nameservers;
@@ -46,8 +49,8 @@ struct Settings {
 // on the command line (then the config file's value or the default applies).
 struct FlagValues {
   std::optional<std::string> roles, data_dir, nameserver_listen, coordinator_listen,
-      broker_listen, admin_listen, coordinator_quorum, nameservers, config;
-  std::optional<int32_t> broker_id, coordinator_id, io_threads;
+      broker_listen, admin_listen, coordinator_quorum, nameservers, config, broker_advertised;
+  std::optional<int32_t> broker_id, coordinator_id, io_threads, default_replication_factor;
   std::optional<uint32_t> max_frame_bytes;
 };
 
@@ -59,7 +62,8 @@ absl::StatusOr<proto::ServerConfig> LoadConfigFile(const std::string& path);
 absl::StatusOr<std::vector<QuorumMember>> ParseQuorum(const std::string& text);
 
 // Flags over config over defaults, then validation (roles, HOST:PORT values,
-// ids, thread count, single-member quorum).
+// ids, thread count, quorum membership, positive timings). Flags that have a
+// ServerConfig field are stored into `config` too.
 absl::StatusOr<Settings> ResolveSettings(const FlagValues& flags);
 
 }  // namespace brook::server

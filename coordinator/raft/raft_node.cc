@@ -205,6 +205,17 @@ absl::StatusOr<std::vector<Entry>> RaftNode::TakeCommitted() {
   return out;
 }
 
+std::vector<RaftNode::PeerProgress> RaftNode::peer_progress() const {
+  std::vector<PeerProgress> out;
+  if (role_ != Role::kLeader) return out;
+  for (const auto& [id, pr] : progress_) {
+    out.push_back(PeerProgress{id, pr.match, pr.next, pr.last_heard_ms});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const PeerProgress& a, const PeerProgress& b) { return a.id < b.id; });
+  return out;
+}
+
 absl::Status RaftNode::Finish(absl::Status status, bool sync) {
   if (status.ok() && sync && log_dirty_) {
     status = log_->Sync();

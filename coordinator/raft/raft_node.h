@@ -86,6 +86,16 @@ class RaftNode {
   // The latest snapshot's index (0 if none).
   LogIndex snapshot_index() const { return snapshot_ ? snapshot_->index : LogIndex(0); }
 
+  // What a leader knows of each other voter (ordered by id); empty when not
+  // the leader. last_heard_ms is in the node's Clock.
+  struct PeerProgress {
+    NodeId id;
+    LogIndex match;
+    LogIndex next;
+    int64_t last_heard_ms = 0;
+  };
+  std::vector<PeerProgress> peer_progress() const;
+
  private:
   struct Progress {
     LogIndex next;   // next index to send (optimistically advanced on send)

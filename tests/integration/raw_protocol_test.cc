@@ -594,7 +594,7 @@ TEST(ServerFlagsTest, InvalidSettingsExitNonZeroWithAClearError) {
       {{"--admin-listen=127.0.0.1:99999"}, "--admin-listen"},
       {{"--config=/nonexistent/brook.conf"}, "cannot read config file"},
       {{"--config=" + bad_config}, "invalid config file"},
-      {{"--coordinator-quorum=1@127.0.0.1:9093,2@127.0.0.1:9094"}, "single-member"},
+      {{"--coordinator-quorum=2@127.0.0.1:9093,3@127.0.0.1:9094"}, "is not a member"},
       {{"--nameservers=nohostport"}, "--nameservers"},
   };
   for (const auto& c : cases) {

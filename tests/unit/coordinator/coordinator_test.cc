@@ -15,6 +15,7 @@
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/read.hpp"
 #include "boost/asio/write.hpp"
+#include "absl/strings/str_cat.h"
 #include "common/errors.h"
 #include "common/rpc/client.h"
 #include "gtest/gtest.h"
@@ -175,6 +176,38 @@ class CoordinatorTest : public ::testing::Test {
     return future;
   }
 
+  absl::StatusOr<proto::AlterIsrResponse> AlterIsr(const proto::AlterIsrRequest& req) {
+    proto::AlterIsrResponse resp;
+    auto r = client_->CallSync(proto::API_ALTER_ISR, 0, req, {}, &resp, kTimeout);
+    if (!r.ok()) return r.status();
+    return resp;
+  }
+
+  absl::StatusOr<proto::BrokerShutdownResponse> Shutdown(int32_t id, int64_t epoch) {
+    proto::BrokerShutdownRequest req;
+    req.set_broker_id(id);
+    req.set_broker_epoch(epoch);
+    proto::BrokerShutdownResponse resp;
+    auto r = client_->CallSync(proto::API_BROKER_SHUTDOWN, 0, req, {}, &resp, kTimeout);
+    if (!r.ok()) return r.status();
+    return resp;
+  }
+
+  absl::StatusOr<proto::DescribeClusterResponse> DescribeCluster() {
+    proto::DescribeClusterResponse resp;
+    auto r = client_->CallSync(proto::API_DESCRIBE_CLUSTER, 0, proto::DescribeClusterRequest(),
+                               {}, &resp, kTimeout);
+    if (!r.ok()) return r.status();
+    return resp;
+  }
+
+  // Registers broker `id` and returns its epoch.
+  int64_t Register(int32_t id) {
+    auto r = Heartbeat(HeartbeatReq(id, 0));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->broker_epoch() : -1;
+  }
+
   std::string dir_;
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
@@ -264,9 +297,9 @@ TEST_F(CoordinatorTest, ReplicationFactorAboveLiveBrokers) {
   Start();
   RegisterBrokers(2);
   auto r = Create("t", 1, 3);
-  EXPECT_EQ(ToErrorCode(r.status()), ErrorCode::INVALID_CONFIG);
+  EXPECT_EQ(ToErrorCode(r.status()), ErrorCode::INVALID_REPLICATION_FACTOR);
   EXPECT_NE(r.status().message().find("live"), absl::string_view::npos) << r.status();
-  EXPECT_EQ(ToErrorCode(Create("t", 1, -1).status()), ErrorCode::INVALID_CONFIG);
+  EXPECT_EQ(ToErrorCode(Create("t", 1, -1).status()), ErrorCode::INVALID_REPLICATION_FACTOR);
   EXPECT_TRUE(Create("t", 1, 2).ok());
 }
 
@@ -345,6 +378,8 @@ TEST_F(CoordinatorTest, HeartbeatRegistersAndReturnsAssignments) {
   EXPECT_GT(first->broker_epoch(), 0);
   EXPECT_EQ(first->lease_ms(), 10000);
   EXPECT_TRUE(first->assignments().empty());
+  ASSERT_EQ(first->brokers_size(), 1);
+  EXPECT_EQ(first->brokers(0).broker_id(), 1);
   ASSERT_EQ(first->coordinators_size(), 1);
   EXPECT_EQ(first->coordinators(0).coordinator_id(), 1);
   EXPECT_EQ(first->coordinators(0).port(), server_->port());
@@ -441,8 +476,8 @@ TEST_F(CoordinatorTest, LongPollHeartbeatAnswersAfterMaxWait) {
   EXPECT_TRUE(quick.get().ok());
 }
 
-TEST_F(CoordinatorTest, LongPollIsCappedAtHalfTheLease) {
-  options_.broker_lease_ms = 400;
+TEST_F(CoordinatorTest, LongPollIsCappedAtAThirdOfTheLease) {
+  options_.broker_lease_ms = 600;
   Start();
   auto reg = Heartbeat(HeartbeatReq(1, 0));
   ASSERT_TRUE(reg.ok());
@@ -452,7 +487,9 @@ TEST_F(CoordinatorTest, LongPollIsCappedAtHalfTheLease) {
   const auto start = std::chrono::steady_clock::now();
   auto pending = HeartbeatAsync(req, 30000ms);
   ASSERT_EQ(pending.wait_for(3000ms), std::future_status::ready);
-  EXPECT_GE(std::chrono::steady_clock::now() - start, 190ms);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(elapsed, 190ms);
+  EXPECT_LT(elapsed, 400ms);
   auto resp = pending.get();
   ASSERT_TRUE(resp.ok()) << resp.status();
   EXPECT_EQ(resp->metadata_offset(), reg->metadata_offset());
@@ -490,8 +527,7 @@ TEST_F(CoordinatorTest, RestartKeepsTopicsAndBrokers) {
   ASSERT_TRUE(described.ok()) << described.status();
   EXPECT_EQ(described->SerializeAsString(), created->SerializeAsString());
   EXPECT_EQ(ToErrorCode(Describe("gone").status()), ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
-  // Brokers are remembered but not live until they heartbeat again.
-  EXPECT_EQ(ToErrorCode(Create("new").status()), ErrorCode::BROKER_NOT_AVAILABLE);
+  // A new leader gives every registered, unfenced broker a fresh lease.
   auto renewed = Heartbeat(HeartbeatReq(1, reg->broker_epoch()));
   ASSERT_TRUE(renewed.ok());
   EXPECT_EQ(renewed->broker_epoch(), reg->broker_epoch());
@@ -548,5 +584,267 @@ TEST_F(CoordinatorTest, AdminRoutesServeJson) {
   admin.Stop();
 }
 
+
+TEST_F(CoordinatorTest, AlterIsrChecksBrokerEpochAndCommits) {
+  Start();
+  const int64_t e1 = Register(1);
+  const int64_t e2 = Register(2);
+  auto t = Create("t", 1, 2);
+  ASSERT_TRUE(t.ok()) << t.status();
+  const int32_t leader = t->partitions(0).leader();
+  const int32_t other = leader == 1 ? 2 : 1;
+  const int64_t leader_epoch_of_broker = leader == 1 ? e1 : e2;
+
+  proto::AlterIsrRequest req;
+  req.set_broker_id(leader);
+  req.set_broker_epoch(leader_epoch_of_broker + 100);
+  proto::AlterIsrPartition* p = req.add_partitions();
+  p->set_topic("t");
+  p->set_partition(0);
+  p->set_leader_epoch(0);
+  p->add_new_isr(leader);
+  EXPECT_EQ(ToErrorCode(AlterIsr(req).status()), ErrorCode::STALE_BROKER_EPOCH);
+
+  // The follower may not change the leader's partition.
+  proto::AlterIsrRequest wrong = req;
+  wrong.set_broker_id(other);
+  wrong.set_broker_epoch(leader == 1 ? e2 : e1);
+  auto refused = AlterIsr(wrong);
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  ASSERT_EQ(refused->partitions_size(), 1);
+  EXPECT_NE(refused->partitions(0).error_code(), ErrorCode::NONE);
+  EXPECT_EQ(refused->partitions(0).isr_size(), 2);
+
+  req.set_broker_epoch(leader_epoch_of_broker);
+  const Offset before = coord_->metadata_offset();
+  auto shrunk = AlterIsr(req);
+  ASSERT_TRUE(shrunk.ok()) << shrunk.status();
+  ASSERT_EQ(shrunk->partitions_size(), 1);
+  EXPECT_EQ(shrunk->partitions(0).error_code(), ErrorCode::NONE);
+  EXPECT_EQ(shrunk->partitions(0).leader(), leader);
+  EXPECT_EQ(shrunk->partitions(0).leader_epoch(), 0);
+  EXPECT_EQ(std::vector<int32_t>(shrunk->partitions(0).isr().begin(),
+                                 shrunk->partitions(0).isr().end()),
+            std::vector<int32_t>{leader});
+  EXPECT_GT(coord_->metadata_offset(), before);
+  auto described = Describe("t");
+  ASSERT_TRUE(described.ok());
+  EXPECT_EQ(described->partitions(0).isr_size(), 1);
+}
+
+TEST_F(CoordinatorTest, ControlledShutdownMovesLeadershipAndFences) {
+  Start();
+  const int64_t e1 = Register(1);
+  Register(2);
+  ASSERT_TRUE(Create("t", 4, 2).ok());
+  EXPECT_EQ(ToErrorCode(Shutdown(1, e1 + 7).status()), ErrorCode::STALE_BROKER_EPOCH);
+  auto r = Shutdown(1, e1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->remaining_leaders(), 0);
+  auto t = Describe("t");
+  ASSERT_TRUE(t.ok());
+  for (const auto& p : t->partitions()) {
+    EXPECT_EQ(p.leader(), 2);
+    EXPECT_EQ(std::vector<int32_t>(p.isr().begin(), p.isr().end()), std::vector<int32_t>{2});
+  }
+  auto cluster = DescribeCluster();
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_EQ(cluster->brokers_size(), 2);
+  EXPECT_TRUE(cluster->brokers(0).fenced());
+  EXPECT_FALSE(cluster->brokers(0).live());
+  EXPECT_FALSE(cluster->brokers(1).fenced());
+  EXPECT_EQ(cluster->brokers(1).leader_count(), 4);
+  // A heartbeat still in flight from the exiting process does not register
+  // it again (it would be handed leadership as it exits)...
+  auto late = Heartbeat(HeartbeatReq(1, e1));
+  EXPECT_EQ(ToErrorCode(late.status()), ErrorCode::SHUTTING_DOWN);
+  auto after = Describe("t");
+  ASSERT_TRUE(after.ok());
+  for (const auto& p : after->partitions()) EXPECT_EQ(p.leader(), 2);
+  // ...but the restarted broker (epoch 0) registers with a new epoch.
+  auto back = Heartbeat(HeartbeatReq(1, 0));
+  ASSERT_TRUE(back.ok());
+  EXPECT_GT(back->broker_epoch(), e1);
+}
+
+TEST_F(CoordinatorTest, LostBrokerIsFencedAndLeadershipMoves) {
+  options_.broker_lease_ms = 300;
+  Start();
+  const int64_t e1 = Register(1);
+  const int64_t e2 = Register(2);
+  auto t = Create("t", 2, 2);
+  ASSERT_TRUE(t.ok()) << t.status();
+  // Broker 2 keeps its lease; broker 1 goes silent.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  bool moved = false;
+  while (!moved && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(Heartbeat(HeartbeatReq(2, e2)).ok());
+    auto d = Describe("t");
+    ASSERT_TRUE(d.ok());
+    moved = true;
+    for (const auto& p : d->partitions()) moved = moved && p.leader() == 2;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(moved);
+  auto d = Describe("t");
+  ASSERT_TRUE(d.ok());
+  for (const auto& p : d->partitions()) {
+    EXPECT_EQ(std::vector<int32_t>(p.isr().begin(), p.isr().end()), std::vector<int32_t>{2});
+    // Partitions broker 1 led got a new leader epoch.
+    const auto& before = t->partitions(p.partition());
+    EXPECT_EQ(p.leader_epoch(), before.leader() == 1 ? 1 : 0);
+  }
+  auto cluster = DescribeCluster();
+  ASSERT_TRUE(cluster.ok());
+  ASSERT_EQ(cluster->brokers_size(), 2);
+  EXPECT_TRUE(cluster->brokers(0).fenced());
+  EXPECT_EQ(cluster->brokers(0).broker_epoch(), e1);
+  auto back = Heartbeat(HeartbeatReq(1, e1));
+  ASSERT_TRUE(back.ok());
+  EXPECT_GT(back->broker_epoch(), e1);
+}
+
+TEST_F(CoordinatorTest, DescribeClusterAndAdminCluster) {
+  Start();
+  http::AdminServer admin(io_);
+  coord_->RegisterAdmin(admin);
+  ASSERT_TRUE(admin.Listen("127.0.0.1:0").ok());
+  Register(1);
+  ASSERT_TRUE(Create("t", 3, 1).ok());
+  auto c = DescribeCluster();
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->answered_by(), 1);
+  EXPECT_EQ(c->leader_id(), 1);
+  EXPECT_GE(c->term(), 1);
+  EXPECT_EQ(c->metadata_offset(), coord_->metadata_offset().value());
+  EXPECT_GE(c->commit_index(), c->metadata_offset());
+  ASSERT_EQ(c->coordinators_size(), 1);
+  EXPECT_EQ(c->coordinators(0).role(), "leader");
+  EXPECT_EQ(c->coordinators(0).port(), server_->port());
+  ASSERT_EQ(c->brokers_size(), 1);
+  EXPECT_TRUE(c->brokers(0).live());
+  EXPECT_GT(c->brokers(0).lease_remaining_ms(), 0);
+  EXPECT_EQ(c->brokers(0).leader_count(), 3);
+  EXPECT_EQ(c->brokers(0).replica_count(), 3);
+  const std::string json = HttpGet(admin.port(), "/admin/cluster");
+  EXPECT_NE(json.find("200 OK"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"leader_id\":1"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"leader_count\":3"), std::string::npos) << json;
+  admin.Stop();
+}
+
+TEST_F(CoordinatorTest, SnapshotsKeepTheImageAcrossRestart) {
+  options_.raft_snapshot_entries = 3;
+  Start();
+  Register(1);
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(Create(absl::StrCat("t", i), 1).ok());
+  ASSERT_TRUE(Delete("t3").ok());
+  const Offset offset = coord_->metadata_offset();
+  Stop();
+  Start();
+  EXPECT_EQ(coord_->metadata_offset(), offset);
+  EXPECT_EQ(List().size(), 7u);
+  EXPECT_EQ(ToErrorCode(Describe("t3").status()), ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+}
+
+// Reserves a free loopback port (bound and released; the coordinators bind it
+// again right after).
+uint16_t FreePort() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+TEST_F(CoordinatorTest, ThreeMembersElectServeAndFailOver) {
+  struct Member {
+    std::unique_ptr<Coordinator> coord;
+    std::unique_ptr<rpc::RpcServer> server;
+  };
+  std::vector<CoordinatorMember> quorum;
+  for (int i = 1; i <= 3; ++i) quorum.push_back({NodeId(i), "127.0.0.1", FreePort()});
+  std::vector<Member> members(3);
+  for (int i = 0; i < 3; ++i) {
+    CoordinatorOptions o = options_;
+    o.data_dir = absl::StrCat(dir_, "/m", i + 1);
+    o.id = NodeId(i + 1);
+    o.quorum = quorum;
+    o.raft_election_timeout_ms = 150;
+    o.raft_heartbeat_ms = 30;
+    auto c = Coordinator::Open(storage::DefaultFileSystem(), nullptr, o, io_);
+    ASSERT_TRUE(c.ok()) << c.status();
+    members[i].coord = *std::move(c);
+    members[i].server = std::make_unique<rpc::RpcServer>(io_, "coordinator");
+    members[i].coord->RegisterApis(*members[i].server);
+    ASSERT_TRUE(members[i].server->Listen(absl::StrCat("127.0.0.1:", quorum[i].port)).ok());
+  }
+  auto wait_leader = [&](int skip) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (int i = 0; i < 3; ++i) {
+        if (i != skip && members[i].coord->serving()) return i;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    return -1;
+  };
+  auto connect = [&](int i) {
+    auto c = rpc::RpcClient::Connect(client_io_.io(), "127.0.0.1", quorum[i].port);
+    EXPECT_TRUE(c.ok()) << c.status();
+    client_ = *c;
+  };
+  const int leader = wait_leader(-1);
+  ASSERT_GE(leader, 0);
+  const int follower = (leader + 1) % 3;
+
+  // A follower names the leader.
+  connect(follower);
+  auto refused = Heartbeat(HeartbeatReq(1, 0));
+  EXPECT_EQ(ToErrorCode(refused.status()), ErrorCode::NOT_COORDINATOR);
+  EXPECT_NE(refused.status().message().find(absl::StrCat("leader is coordinator ", leader + 1,
+                                                         " at 127.0.0.1:", quorum[leader].port)),
+            absl::string_view::npos)
+      << refused.status();
+  auto view = DescribeCluster();  // any member answers
+  ASSERT_TRUE(view.ok()) << view.status();
+  EXPECT_EQ(view->answered_by(), follower + 1);
+  EXPECT_EQ(view->brokers_size(), 0);
+
+  connect(leader);
+  const int64_t epoch = Register(1);
+  auto created = Create("before", 2);
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto hb = Heartbeat(HeartbeatReq(1, epoch));
+  ASSERT_TRUE(hb.ok());
+  ASSERT_EQ(hb->coordinators_size(), 3);
+  for (const auto& c : hb->coordinators()) EXPECT_EQ(c.leader(), c.coordinator_id() == leader + 1);
+  auto cluster = DescribeCluster();
+  ASSERT_TRUE(cluster.ok());
+  ASSERT_EQ(cluster->coordinators_size(), 3);
+  for (const auto& c : cluster->coordinators()) {
+    EXPECT_EQ(c.role(), c.coordinator_id() == leader + 1 ? "leader" : "follower");
+  }
+
+  // The leader goes away; another takes over with the metadata intact.
+  client_->Close();
+  ASSERT_TRUE(members[leader].coord->Close().ok());
+  members[leader].server->Stop();
+  const int next = wait_leader(leader);
+  ASSERT_GE(next, 0);
+  connect(next);
+  auto kept = Describe("before");
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->SerializeAsString(), created->SerializeAsString());
+  // The broker kept its registration and got a fresh lease from the new leader.
+  auto renewed = Heartbeat(HeartbeatReq(1, epoch));
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_EQ(renewed->broker_epoch(), epoch);
+  ASSERT_TRUE(Create("after", 1).ok());
+  client_->Close();
+  client_.reset();
+  for (auto& m : members) {
+    EXPECT_TRUE(m.coord->Close().ok());
+    m.server->Stop();
+  }
+}
 }  // namespace
 }  // namespace brook::coordinator

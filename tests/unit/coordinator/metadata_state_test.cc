@@ -167,5 +167,171 @@ TEST(MetadataStateTest, TopicRecordReplacesExisting) {
   EXPECT_EQ(state.FindTopic("t")->partitions(0).leader(), 2);
 }
 
+proto::MetadataRecord ChangeRec(const std::string& topic, const std::string& id,
+                                int32_t partition, int32_t leader, int32_t epoch,
+                                const std::vector<int32_t>& isr) {
+  proto::MetadataRecord r;
+  proto::PartitionChangeRecord* c = r.mutable_partition_change();
+  c->set_topic(topic);
+  c->set_topic_id(id);
+  c->set_partition(partition);
+  c->set_leader(leader);
+  c->set_leader_epoch(epoch);
+  for (int32_t b : isr) c->add_isr(b);
+  return r;
+}
+
+proto::MetadataRecord FenceRec(int32_t broker, int64_t epoch) {
+  proto::MetadataRecord r;
+  r.mutable_fence_broker()->set_broker_id(broker);
+  r.mutable_fence_broker()->set_broker_epoch(epoch);
+  return r;
+}
+
+TEST(MetadataStateTest, PartitionChangeSetsLeaderEpochAndIsr) {
+  MetadataState state;
+  ASSERT_TRUE(state.Apply(Offset(0), TopicRec("t", "id-t", {{1, 2, 3}, {2, 3, 1}})).ok());
+  ASSERT_TRUE(state.Apply(Offset(1), ChangeRec("t", "id-t", 1, 3, 7, {3, 1})).ok());
+  const proto::PartitionDescription& p1 = state.FindTopic("t")->partitions(1);
+  EXPECT_EQ(p1.leader(), 3);
+  EXPECT_EQ(p1.leader_epoch(), 7);
+  ASSERT_EQ(p1.isr_size(), 2);
+  EXPECT_EQ(p1.isr(0), 3);
+  EXPECT_EQ(p1.isr(1), 1);
+  EXPECT_EQ(p1.replicas_size(), 3);  // replicas unchanged
+  EXPECT_EQ(state.FindTopic("t")->partitions(0).leader(), 1);
+  // The change shows in the assignments.
+  auto a3 = state.AssignmentsFor(NodeId(3));
+  ASSERT_EQ(a3.size(), 2u);
+  EXPECT_EQ(a3[1].leader(), 3);
+  EXPECT_EQ(a3[1].leader_epoch(), 7);
+  EXPECT_EQ(a3[1].isr_size(), 2);
+  // Offline: leader -1.
+  ASSERT_TRUE(state.Apply(Offset(2), ChangeRec("t", "id-t", 0, -1, 1, {1})).ok());
+  EXPECT_EQ(state.FindTopic("t")->partitions(0).leader(), -1);
+  EXPECT_EQ(state.last_offset(), Offset(2));
+}
+
+TEST(MetadataStateTest, PartitionChangeForOtherIncarnationOrPartitionIsNoOp) {
+  MetadataState state;
+  ASSERT_TRUE(state.Apply(Offset(0), TopicRec("t", "id-new", {{1, 2}})).ok());
+  const std::string before = state.FindTopic("t")->SerializeAsString();
+  ASSERT_TRUE(state.Apply(Offset(1), ChangeRec("t", "id-old", 0, 2, 9, {2})).ok());
+  ASSERT_TRUE(state.Apply(Offset(2), ChangeRec("t", "id-new", 4, 2, 9, {2})).ok());
+  ASSERT_TRUE(state.Apply(Offset(3), ChangeRec("missing", "x", 0, 2, 9, {2})).ok());
+  EXPECT_EQ(state.FindTopic("t")->SerializeAsString(), before);
+  EXPECT_EQ(state.FindTopic("missing"), nullptr);
+  EXPECT_EQ(state.last_offset(), Offset(3));
+}
+
+TEST(MetadataStateTest, FenceMatchesEpochAndRegistrationUnfences) {
+  MetadataState state;
+  ASSERT_TRUE(state.Apply(Offset(0), BrokerRec(1, "h", 1, 10)).ok());
+  ASSERT_FALSE(state.FindBroker(NodeId(1))->fenced);
+  ASSERT_TRUE(state.Apply(Offset(1), FenceRec(1, 9)).ok());  // stale epoch
+  EXPECT_FALSE(state.FindBroker(NodeId(1))->fenced);
+  ASSERT_TRUE(state.Apply(Offset(2), FenceRec(1, 10)).ok());
+  EXPECT_TRUE(state.FindBroker(NodeId(1))->fenced);
+  ASSERT_TRUE(state.Apply(Offset(3), FenceRec(1, 10)).ok());  // again: still fenced
+  EXPECT_TRUE(state.FindBroker(NodeId(1))->fenced);
+  ASSERT_TRUE(state.Apply(Offset(4), FenceRec(5, 1)).ok());  // unknown broker
+  EXPECT_EQ(state.FindBroker(NodeId(5)), nullptr);
+  ASSERT_TRUE(state.Apply(Offset(5), BrokerRec(1, "h", 1, 11)).ok());
+  EXPECT_FALSE(state.FindBroker(NodeId(1))->fenced);
+  EXPECT_EQ(state.FindBroker(NodeId(1))->epoch, 11);
+  ASSERT_TRUE(state.Apply(Offset(6), FenceRec(1, 10)).ok());  // the old registration's
+  EXPECT_FALSE(state.FindBroker(NodeId(1))->fenced);
+}
+
+TEST(MetadataStateTest, SnapshotRoundTrip) {
+  MetadataState state;
+  const auto records = History();
+  for (size_t i = 0; i < records.size(); ++i) {
+    ASSERT_TRUE(state.Apply(Offset(static_cast<int64_t>(i)), records[i]).ok());
+  }
+  ASSERT_TRUE(state.Apply(Offset(7), ChangeRec("a", "id-a", 0, 2, 3, {2})).ok());
+  ASSERT_TRUE(state.Apply(Offset(8), FenceRec(2, 2)).ok());
+  ASSERT_TRUE(state.FindBroker(NodeId(2))->fenced);
+
+  const proto::MetadataSnapshot snapshot = state.ToSnapshot();
+  EXPECT_EQ(snapshot.last_offset(), 8);
+  ASSERT_EQ(snapshot.topics_size(), 2);
+  EXPECT_EQ(snapshot.topics(0).name(), "a");  // ordered by name
+  EXPECT_EQ(snapshot.topics(1).name(), "c");
+  ASSERT_EQ(snapshot.brokers_size(), 2);
+  EXPECT_EQ(snapshot.brokers(0).info().broker_id(), 1);  // ordered by id
+  EXPECT_TRUE(snapshot.brokers(1).fenced());
+
+  // Restore into an image holding something else: it is replaced.
+  MetadataState restored;
+  ASSERT_TRUE(restored.Apply(Offset(100), TopicRec("zzz", "id-z", {{9}})).ok());
+  ASSERT_TRUE(restored.Restore(snapshot).ok());
+  EXPECT_EQ(restored.last_offset(), Offset(8));
+  EXPECT_EQ(restored.FindTopic("zzz"), nullptr);
+  EXPECT_EQ(restored.ToSnapshot().SerializeAsString(), snapshot.SerializeAsString());
+  ASSERT_EQ(restored.topics().size(), 2u);
+  EXPECT_EQ(restored.FindTopic("a")->partitions(0).leader(), 2);
+  EXPECT_EQ(restored.FindTopic("a")->partitions(0).leader_epoch(), 3);
+  EXPECT_EQ(restored.FindBroker(NodeId(1))->epoch, 5);
+  EXPECT_EQ(restored.FindBroker(NodeId(1))->info.port(), 9011);
+  EXPECT_TRUE(restored.FindBroker(NodeId(2))->fenced);
+  EXPECT_FALSE(restored.FindBroker(NodeId(1))->fenced);
+
+  // Replay continues after the snapshot and matches the original.
+  EXPECT_EQ(restored.Apply(Offset(8), FenceRec(1, 5)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(restored.Apply(Offset(9), FenceRec(1, 5)).ok());
+  ASSERT_TRUE(state.Apply(Offset(9), FenceRec(1, 5)).ok());
+  EXPECT_EQ(restored.ToSnapshot().SerializeAsString(), state.ToSnapshot().SerializeAsString());
+
+  // An empty image round-trips too.
+  MetadataState empty;
+  ASSERT_TRUE(restored.Restore(empty.ToSnapshot()).ok());
+  EXPECT_EQ(restored.last_offset(), Offset(-1));
+  EXPECT_TRUE(restored.topics().empty());
+  EXPECT_TRUE(restored.brokers().empty());
+}
+
+TEST(MetadataStateTest, RestoreRejectsInconsistentSnapshotAndKeepsImage) {
+  MetadataState state;
+  ASSERT_TRUE(state.Apply(Offset(3), TopicRec("keep", "id-k", {{1}})).ok());
+  const std::string before = state.ToSnapshot().SerializeAsString();
+
+  proto::MetadataSnapshot dup_topic;
+  dup_topic.set_last_offset(10);
+  dup_topic.add_topics()->set_name("x");
+  dup_topic.add_topics()->set_name("x");
+  EXPECT_EQ(state.Restore(dup_topic).code(), absl::StatusCode::kInvalidArgument);
+
+  proto::MetadataSnapshot nameless;
+  nameless.add_topics();
+  EXPECT_EQ(state.Restore(nameless).code(), absl::StatusCode::kInvalidArgument);
+
+  proto::MetadataSnapshot dup_partition;
+  proto::TopicDescription* t = dup_partition.add_topics();
+  t->set_name("y");
+  t->add_partitions()->set_partition(0);
+  t->add_partitions()->set_partition(0);
+  EXPECT_EQ(state.Restore(dup_partition).code(), absl::StatusCode::kInvalidArgument);
+
+  proto::MetadataSnapshot dup_broker;
+  for (int i = 0; i < 2; ++i) {
+    proto::MetadataSnapshot::Broker* b = dup_broker.add_brokers();
+    b->mutable_info()->set_broker_id(1);
+    b->set_epoch(1 + i);
+  }
+  EXPECT_EQ(state.Restore(dup_broker).code(), absl::StatusCode::kInvalidArgument);
+
+  proto::MetadataSnapshot no_epoch;
+  no_epoch.add_brokers()->mutable_info()->set_broker_id(1);
+  EXPECT_EQ(state.Restore(no_epoch).code(), absl::StatusCode::kInvalidArgument);
+
+  proto::MetadataSnapshot bad_offset;
+  bad_offset.set_last_offset(-5);
+  EXPECT_EQ(state.Restore(bad_offset).code(), absl::StatusCode::kInvalidArgument);
+
+  EXPECT_EQ(state.ToSnapshot().SerializeAsString(), before);
+}
+
 }  // namespace
 }  // namespace brook::coordinator
