@@ -1,6 +1,9 @@
-// The broker role: request handlers (Produce, Fetch with long-poll,
-// ListOffsets, Metadata), the coordinator heartbeat loop that drives the
-// PartitionManager, the name-server registration loop, retention and metrics.
+// The broker role: request handlers (Produce with acks=all waits, Fetch with
+// long-poll for consumers and followers, ListOffsets, Metadata,
+// OffsetForLeaderEpoch), the coordinator heartbeat loop that drives the
+// PartitionManager, partition roles and replica fetchers, the in-sync set
+// check (AlterIsr), controlled shutdown, the name-server registration loop,
+// retention and metrics.
 #include "broker/broker.h"
 
 #include <algorithm>
@@ -22,6 +25,7 @@
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "broker/partition.h"
+#include "broker/replication/fetcher.h"
 #include "broker/storage/log.h"
 #include "common/errors.h"
 #include "common/http/metrics.h"
@@ -40,12 +44,21 @@ constexpr auto kRetryBackoff = std::chrono::milliseconds(200);
 
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 
+// Monotonic milliseconds (lease deadlines).
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr int32_t kDefaultProduceTimeoutMs = 30000;
+
 const char* ApiLabel(proto::Api api) {
   switch (api) {
     case proto::API_PRODUCE: return "produce";
     case proto::API_FETCH: return "fetch";
     case proto::API_LIST_OFFSETS: return "list_offsets";
     case proto::API_METADATA: return "metadata";
+    case proto::API_OFFSET_FOR_LEADER_EPOCH: return "offset_for_leader_epoch";
     default: return "other";
   }
 }
@@ -112,13 +125,15 @@ struct FetchSession {
   boost::asio::steady_timer timer;
   bool done = false;
   bool parked = false;
+  bool recorded = false;  // follower positions recorded (first run only)
   // One flag per partition of the request: a waiter is registered on it.
   std::vector<bool> waiting;
   // A re-run is already queued on the strand.
   std::atomic<bool> rerun_queued{false};
 };
 
-// One produce request whose appends await durability.
+// One produce request whose appends await durability (and, for acks=all on
+// replicated partitions, the high watermark).
 struct ProduceContext {
   rpc::Request req;
   int32_t acks = 1;
@@ -126,6 +141,11 @@ struct ProduceContext {
   std::mutex mu;
   proto::ProduceResponse resp;
   std::atomic<int> pending{1};
+  // Per partition: an acks=all wait is outstanding (guarded by mu).
+  std::vector<char> ack_pending;
+  // Fails outstanding acks=all waits with REQUEST_TIMED_OUT; cancelled when
+  // the response is sent.
+  std::shared_ptr<boost::asio::steady_timer> timer;
 };
 
 }  // namespace
@@ -159,6 +179,29 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
   std::atomic<bool> started{false};
   std::thread heartbeat_thread;
   std::thread nameserver_thread;
+  std::thread isr_thread;
+
+  // The coordinator registration: epoch, and the lease (steady ms; valid
+  // until the send time of the last successful heartbeat + lease_ms; 0 while
+  // no heartbeat has succeeded).
+  std::atomic<int64_t> broker_epoch{0};
+  // Set once a controlled shutdown has moved every leadership away: the
+  // heartbeat stops (a heartbeat would re-register the fenced broker).
+  std::atomic<bool> shut_down{false};
+  // Set once the coordinator has accepted a controlled shutdown (this broker
+  // is out of every in-sync set): fetching stops, so the leaders do not ask
+  // to add it back.
+  std::atomic<bool> leaving{false};
+  std::atomic<int64_t> lease_deadline_ms{0};
+
+  // Every registered broker's address (from heartbeats).
+  mutable absl::Mutex brokers_mu;
+  std::map<int32_t, std::string> broker_addrs ABSL_GUARDED_BY(brokers_mu);
+
+  // One fetcher per leader broker this broker follows partitions from.
+  // Changed by the heartbeat thread (ApplyRoles) and Stop.
+  mutable absl::Mutex repl_mu;
+  std::map<int32_t, std::unique_ptr<replication::ReplicaFetcher>> fetchers ABSL_GUARDED_BY(repl_mu);
   std::shared_ptr<boost::asio::steady_timer> retention_timer;
 
   // Wakes the loops: `stop_requested` ends them, `routes_dirty` triggers an
@@ -175,6 +218,9 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
   // Outgoing connections, closed by Stop to unblock the loops.
   absl::Mutex client_mu;
   std::shared_ptr<rpc::RpcClient> coordinator_client ABSL_GUARDED_BY(client_mu);
+  // AlterIsr and BrokerShutdown (the heartbeat connection is long-polled).
+  std::shared_ptr<rpc::RpcClient> control_client ABSL_GUARDED_BY(client_mu);
+  size_t control_idx ABSL_GUARDED_BY(client_mu) = 0;
   std::vector<std::shared_ptr<rpc::RpcClient>> nameserver_clients ABSL_GUARDED_BY(client_mu);
 
   // Parked fetch sessions (answered with SHUTTING_DOWN by Stop).
@@ -237,7 +283,8 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
     int64_t known = -1;
     bool first_apply = true;
     bool last_ok = true;
-    while (!stopping.load()) {
+    int64_t lease_ms = 0;
+    while (!stopping.load() && !shut_down.load()) {
       std::shared_ptr<rpc::RpcClient> client;
       {
         absl::MutexLock l(&client_mu);
@@ -268,12 +315,16 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
       *req.mutable_broker() = Self();
       req.set_broker_epoch(broker_epoch);
       req.set_known_metadata_offset(known);
-      req.set_max_wait_ms(known < 0 ? 0 : static_cast<int32_t>(options.coordinator_heartbeat_ms));
+      // Parked at most a third of the lease, so the answer (renewing the
+      // lease from this send time) arrives well before the lease lapses.
+      int64_t wait = options.coordinator_heartbeat_ms;
+      if (lease_ms > 0) wait = std::min<int64_t>(wait, std::max<int64_t>(lease_ms / 3, 1));
+      req.set_max_wait_ms(known < 0 ? 0 : static_cast<int32_t>(wait));
       proto::BrokerHeartbeatResponse resp;
       auto sent = Clock::now();
       auto r = client->CallSync(proto::API_BROKER_HEARTBEAT, 0, req, {}, &resp,
                                 std::chrono::milliseconds(options.coordinator_heartbeat_ms + 5000));
-      if (stopping.load()) break;
+      if (stopping.load() || shut_down.load()) break;
       if (!r.ok()) {
         if (last_ok) {
           spdlog::warn("broker: heartbeat to coordinator {} failed: {}", target,
@@ -297,7 +348,21 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
       if (!last_ok) spdlog::info("broker: heartbeat to coordinator {} succeeded", target);
       last_ok = true;
       broker_epoch = resp.broker_epoch();
+      this->broker_epoch.store(broker_epoch);
+      lease_ms = resp.lease_ms();
+      if (resp.lease_ms() > 0) {
+        lease_deadline_ms.store(
+            std::chrono::duration_cast<std::chrono::milliseconds>(sent.time_since_epoch()).count() +
+            resp.lease_ms());
+      }
       registered.store(true);
+      if (!resp.brokers().empty()) {
+        absl::MutexLock l(&brokers_mu);
+        broker_addrs.clear();
+        for (const auto& b : resp.brokers()) {
+          broker_addrs[b.broker_id()] = absl::StrCat(b.host(), ":", b.port());
+        }
+      }
       bool offset_moved = resp.metadata_offset() != known;
       if (offset_moved || first_apply) {
         std::vector<proto::PartitionAssignment> assignments(resp.assignments().begin(),
@@ -310,6 +375,7 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
           continue;
         }
         first_apply = false;
+        ApplyRoles();
         {
           absl::MutexLock l(&meta_mu);
           coordinators.assign(resp.coordinators().begin(), resp.coordinators().end());
@@ -324,9 +390,237 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
       // A coordinator that answers at once with nothing new would make this
       // loop spin; pace it.
       if (!offset_moved && Clock::now() - sent < std::chrono::milliseconds(50)) {
-        Sleep(std::chrono::milliseconds(std::max<int64_t>(options.coordinator_heartbeat_ms / 2, 1)));
+        int64_t pause = options.coordinator_heartbeat_ms / 2;
+        if (lease_ms > 0) pause = std::min<int64_t>(pause, lease_ms / 3);
+        Sleep(std::chrono::milliseconds(std::max<int64_t>(pause, 1)));
       }
     }
+  }
+
+  // ---- replication: roles and fetchers ----
+  std::optional<std::string> BrokerAddress(int32_t id) const {
+    absl::MutexLock l(&brokers_mu);
+    auto it = broker_addrs.find(id);
+    if (it == broker_addrs.end()) return std::nullopt;
+    return it->second;
+  }
+
+  // Derives every partition's role from its assignment and makes the
+  // fetchers follow exactly the partitions led elsewhere. Heartbeat thread.
+  void ApplyRoles() {
+    const int64_t now = NowMs();
+    std::map<int32_t, std::map<TopicPartition, std::pair<std::shared_ptr<Partition>, int32_t>>>
+        want;
+    for (const auto& p : partitions->All()) {
+      if (p->closed()) continue;
+      Partition::RoleChange rc = p->UpdateRole(options.id, now);
+      proto::PartitionAssignment a = p->assignment();
+      if (rc.epoch_changed) {
+        spdlog::info("partition {}: {} in epoch {} (leader {}, isr {})", p->tp().ToString(),
+                     rc.after == Partition::Role::kLeader     ? "leader"
+                     : rc.after == Partition::Role::kFollower ? "follower"
+                                                              : "no role",
+                     a.leader_epoch(), a.leader(), JsonIntArray(a.isr()));
+      }
+      if (rc.after == Partition::Role::kFollower && !leaving.load()) {
+        want[a.leader()][p->tp()] = {p, a.leader_epoch()};
+      }
+    }
+    std::vector<std::unique_ptr<replication::ReplicaFetcher>> dead;
+    {
+      absl::MutexLock l(&repl_mu);
+      if (stopping.load()) return;
+      if (leaving.load()) want.clear();
+      for (auto& [leader, parts] : want) {
+        auto& f = fetchers[leader];
+        if (f == nullptr) {
+          replication::FetcherOptions fo;
+          fo.self_id = options.id.value();
+          fo.fetch_wait_ms = options.replica_fetch_wait_ms;
+          // Fetchers are joined by Stop before the state goes away.
+          State* self = this;
+          fo.address = [self](int32_t id) { return self->BrokerAddress(id); };
+          fo.broker_epoch = [self] { return self->broker_epoch.load(); };
+          f = std::make_unique<replication::ReplicaFetcher>(io, leader, std::move(fo));
+        }
+        for (auto& [tp, pe] : parts) f->Follow(pe.first, pe.second);
+      }
+      for (auto it = fetchers.begin(); it != fetchers.end();) {
+        auto w = want.find(it->first);
+        for (const auto& st : it->second->Status()) {
+          if (w == want.end() || !w->second.contains(st.tp)) it->second->Unfollow(st.tp);
+        }
+        if (it->second->empty()) {
+          dead.push_back(std::move(it->second));
+          it = fetchers.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& f : dead) f->Stop();
+  }
+
+  void StopFetchers() {
+    std::map<int32_t, std::unique_ptr<replication::ReplicaFetcher>> all;
+    {
+      absl::MutexLock l(&repl_mu);
+      all.swap(fetchers);
+    }
+    for (auto& [leader, f] : all) f->Stop();
+  }
+
+  bool LeaseValid() const {
+    int64_t deadline = lease_deadline_ms.load();
+    return deadline == 0 || SteadyMs() < deadline;
+  }
+
+  int32_t MinInsyncReplicas(const proto::PartitionAssignment& a) const {
+    if (a.config().has_min_insync_replicas()) return a.config().min_insync_replicas();
+    if (options.default_topic_config.has_min_insync_replicas()) {
+      return options.default_topic_config.min_insync_replicas();
+    }
+    return 1;
+  }
+
+  // Calls `api` on the active coordinator over the control connection,
+  // moving to the next quorum member on NOT_COORDINATOR or a connection
+  // failure, trying at most every member once.
+  absl::Status CallCoordinator(proto::Api api, const google::protobuf::Message& req,
+                               google::protobuf::Message* resp, std::chrono::milliseconds timeout) {
+    absl::Status last = MakeError(proto::BROKER_NOT_AVAILABLE, "no coordinator");
+    // Start with the leader named by the last heartbeat, when known.
+    for (const auto& c : Coordinators()) {
+      if (!c.leader()) continue;
+      std::string addr = absl::StrCat(c.host(), ":", c.port());
+      absl::MutexLock l(&client_mu);
+      if (control_client == nullptr) {
+        auto it = std::find(options.coordinators.begin(), options.coordinators.end(), addr);
+        if (it != options.coordinators.end()) {
+          control_idx = static_cast<size_t>(it - options.coordinators.begin());
+        }
+      }
+    }
+    for (size_t attempt = 0; attempt < options.coordinators.size(); ++attempt) {
+      if (stop_requested_unlocked()) break;
+      std::shared_ptr<rpc::RpcClient> client;
+      size_t idx;
+      {
+        absl::MutexLock l(&client_mu);
+        if (control_client != nullptr && !control_client->connected()) control_client = nullptr;
+        client = control_client;
+        idx = control_idx;
+      }
+      if (client == nullptr) {
+        client = Connect(options.coordinators[idx % options.coordinators.size()]);
+        if (client == nullptr) {
+          absl::MutexLock l(&client_mu);
+          control_idx++;
+          last = MakeError(proto::BROKER_NOT_AVAILABLE, "cannot connect to the coordinator");
+          continue;
+        }
+        absl::MutexLock l(&client_mu);
+        control_client = client;
+      }
+      auto r = client->CallSync(api, 0, req, {}, resp, timeout);
+      if (r.ok()) return absl::OkStatus();
+      last = r.status();
+      proto::ErrorCode code = ToErrorCode(r.status());
+      if (code == proto::NOT_COORDINATOR || !client->connected() ||
+          absl::IsUnavailable(r.status()) || absl::IsDeadlineExceeded(r.status())) {
+        client->Close();
+        absl::MutexLock l(&client_mu);
+        if (control_client == client) control_client = nullptr;
+        control_idx++;
+        continue;
+      }
+      return last;
+    }
+    return last;
+  }
+
+  bool stop_requested_unlocked() {
+    absl::MutexLock l(&loop_mu);
+    return stop_requested;
+  }
+
+  // Leader side: every replica_lag_time_max_ms/4, asks the coordinator for
+  // the in-sync set changes that are due. The committed set (from
+  // heartbeats) stays in use until the change comes back that way.
+  void IsrLoop() {
+    const int64_t interval = std::max<int64_t>(options.replica_lag_time_max_ms / 4, 10);
+    while (!stopping.load()) {
+      Sleep(std::chrono::milliseconds(interval));
+      if (stopping.load()) break;
+      proto::AlterIsrRequest req;
+      req.set_broker_id(options.id.value());
+      req.set_broker_epoch(broker_epoch.load());
+      const int64_t now = NowMs();
+      for (const auto& p : partitions->All()) {
+        if (p->closed() || p->role() != Partition::Role::kLeader || !p->replicated()) continue;
+        auto next = p->ProposeIsr(now, options.replica_lag_time_max_ms);
+        if (!next.has_value()) continue;
+        proto::AlterIsrPartition* ap = req.add_partitions();
+        ap->set_topic(p->tp().topic);
+        ap->set_partition(p->tp().partition.value());
+        ap->set_leader_epoch(p->leader_epoch().value());
+        for (int32_t r : *next) ap->add_new_isr(r);
+        spdlog::info("partition {}: asking to change the in-sync set {} -> {}", p->tp().ToString(),
+                     JsonIntArray(p->assignment().isr()), JsonIntArray(ap->new_isr()));
+      }
+      if (req.partitions().empty()) continue;
+      proto::AlterIsrResponse resp;
+      absl::Status st = CallCoordinator(proto::API_ALTER_ISR, req, &resp, std::chrono::milliseconds(5000));
+      if (!st.ok()) {
+        if (!stopping.load()) spdlog::warn("broker: AlterIsr failed: {}", st.ToString());
+        continue;
+      }
+      for (const auto& r : resp.partitions()) {
+        if (r.error_code() != proto::NONE) {
+          spdlog::warn("partition {}-{}: AlterIsr refused: {} {}", r.topic(), r.partition(),
+                       proto::ErrorCode_Name(r.error_code()), r.error_message());
+        }
+      }
+    }
+  }
+
+  // Controlled shutdown: asks the coordinator to move leadership away until
+  // none is left here or the timeout passes. Skipped when no hosted
+  // partition has another replica (there is nowhere to move it).
+  void ControlledShutdown() {
+    if (!registered.load()) return;
+    bool any_replicated = false;
+    for (const auto& p : partitions->All()) any_replicated |= !p->closed() && p->replicated();
+    if (!any_replicated) return;
+    auto deadline = Clock::now() + std::chrono::milliseconds(options.controlled_shutdown_timeout_ms);
+    while (Clock::now() < deadline) {
+      proto::BrokerShutdownRequest req;
+      req.set_broker_id(options.id.value());
+      req.set_broker_epoch(broker_epoch.load());
+      proto::BrokerShutdownResponse resp;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      absl::Status st = CallCoordinator(proto::API_BROKER_SHUTDOWN, req, &resp,
+                                        std::max(left, std::chrono::milliseconds(1)));
+      if (st.ok()) {
+        if (!leaving.exchange(true)) StopFetchers();
+        if (resp.remaining_leaders() == 0) {
+          spdlog::info("broker: controlled shutdown: no partition led here any more");
+          shut_down.store(true);
+          return;
+        }
+      } else {
+        proto::ErrorCode code = ToErrorCode(st);
+        // NOT_COORDINATOR from every member (an election) and connection
+        // failures are retried until the timeout.
+        if (code == proto::UNSUPPORTED_API || code == proto::INVALID_REQUEST ||
+            code == proto::STALE_BROKER_EPOCH) {
+          spdlog::warn("broker: controlled shutdown not possible: {}", st.ToString());
+          return;
+        }
+      }
+      std::this_thread::sleep_for(kRetryBackoff);
+    }
+    spdlog::warn("broker: controlled shutdown timed out");
   }
 
   // ---- name-server registration ----
@@ -464,6 +758,9 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
     ctx->acks = pr.acks();
     ctx->start = start;
     for (int i = 0; i < pr.partitions_size(); ++i) ctx->resp.add_partitions();
+    ctx->ack_pending.assign(static_cast<size_t>(pr.partitions_size()), 0);
+    bool ack_waits = false;
+    const bool lease_valid = LeaseValid();
     size_t pos = 0;
     for (int i = 0; i < pr.partitions_size(); ++i) {
       const proto::ProducePartition& pp = pr.partitions(i);
@@ -492,22 +789,39 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
         continue;
       }
       NodeId leader = p->leader();
-      if (leader != options.id) {
+      const bool replicated = p->replicated();
+      if (leader != options.id || (replicated && p->role() != Partition::Role::kLeader)) {
         set_error(proto::NOT_LEADER, absl::StrCat("broker ", options.id.value(),
                                                   " is not the leader of ", p->tp().ToString()));
         std::lock_guard<std::mutex> l(ctx->mu);
-        res->set_leader_hint(leader.value() >= 0 ? leader.value() : -1);
+        res->set_leader_hint(leader.value() >= 0 && leader != options.id ? leader.value() : -1);
+        continue;
+      }
+      if (!lease_valid) {
+        // Fenced: a successor may exist already.
+        set_error(proto::NOT_LEADER, absl::StrCat("broker ", options.id.value(),
+                                                  " has lost its coordinator lease"));
         continue;
       }
       if (data.empty()) {
         set_error(proto::CORRUPT_MESSAGE, "no record batch for this partition");
         continue;
       }
-      auto appended = p->log().Append(data, p->leader_epoch());
+      proto::PartitionAssignment assignment = p->assignment();
+      const int32_t min_isr = MinInsyncReplicas(assignment);
+      const bool wait_ack = ctx->acks == -1 && replicated;
+      if (wait_ack && static_cast<int64_t>(p->isr_size()) < min_isr) {
+        set_error(proto::NOT_ENOUGH_REPLICAS,
+                  absl::StrCat("in-sync set of ", p->tp().ToString(), " has ", p->isr_size(),
+                               " member(s), min.insync.replicas is ", min_isr));
+        continue;
+      }
+      auto appended = p->log().Append(data, LeaderEpoch(assignment.leader_epoch()));
       if (!appended.ok()) {
         set_error(ToErrorCode(appended.status()), std::string(appended.status().message()));
         continue;
       }
+      p->NotifyAppended();
       p->bytes_in->Inc(static_cast<double>(appended->bytes));
       p->records_in->Inc(static_cast<double>(appended->last_offset - appended->base_offset + 1));
       {
@@ -515,10 +829,23 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
         res->set_base_offset(appended->base_offset.value());
         res->set_log_start_offset(p->log().log_start_offset().value());
       }
+      metrics::Histogram* latency = produce_latency;
+      if (wait_ack) {
+        ack_waits = true;
+        ctx->pending.fetch_add(1);
+        {
+          std::lock_guard<std::mutex> l(ctx->mu);
+          ctx->ack_pending[static_cast<size_t>(i)] = 1;
+        }
+        // Runs where the high watermark advances (a fetch handler or the
+        // flusher) or where leadership is lost; holds no broker reference.
+        p->AddAckWaiter(appended->last_offset, min_isr, [latency, ctx, i](proto::ErrorCode code) {
+          CompleteAck(ctx, i, code, latency);
+        });
+      }
       ctx->pending.fetch_add(1);
       // Runs on the flusher thread: holds no reference to the broker, so the
       // broker is never destroyed there.
-      metrics::Histogram* latency = produce_latency;
       p->log().WhenDurable(appended->last_offset, [latency, ctx, p, i](absl::Status s) {
         p->RefreshHighWatermark();
         if (!s.ok()) {
@@ -531,11 +858,55 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
         if (ctx->pending.fetch_sub(1) == 1) FinishProduce(*ctx, latency);
       });
     }
+    if (ack_waits) {
+      int32_t timeout_ms = pr.timeout_ms() > 0 ? pr.timeout_ms() : kDefaultProduceTimeoutMs;
+      ctx->timer = std::make_shared<boost::asio::steady_timer>(io);
+      ctx->timer->expires_after(std::chrono::milliseconds(timeout_ms));
+      metrics::Histogram* latency = produce_latency;
+      ctx->timer->async_wait([ctx, latency](const boost::system::error_code& ec) {
+        if (ec) return;
+        for (size_t i = 0; i < ctx->ack_pending.size(); ++i) {
+          CompleteAck(ctx, static_cast<int>(i), proto::REQUEST_TIMED_OUT, latency);
+        }
+      });
+    }
     if (ctx->pending.fetch_sub(1) == 1) FinishProduce(*ctx, produce_latency);
+  }
+
+  // Ends the acks=all wait of partition `i` (once; later calls are no-ops).
+  static void CompleteAck(const std::shared_ptr<ProduceContext>& ctx, int i, proto::ErrorCode code,
+                          metrics::Histogram* latency) {
+    {
+      std::lock_guard<std::mutex> l(ctx->mu);
+      if (!ctx->ack_pending[static_cast<size_t>(i)]) return;
+      ctx->ack_pending[static_cast<size_t>(i)] = 0;
+      auto* r = ctx->resp.mutable_partitions(i);
+      if (code != proto::NONE && r->error_code() == proto::NONE) {
+        r->set_error_code(code);
+        switch (code) {
+          case proto::REQUEST_TIMED_OUT:
+            r->set_error_message("the in-sync replicas did not confirm the write in time");
+            break;
+          case proto::NOT_LEADER:
+            r->set_error_message("leadership was lost before the write was replicated");
+            break;
+          case proto::NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+            r->set_error_message("written, but the in-sync set is below min.insync.replicas");
+            break;
+          default: break;
+        }
+        r->set_base_offset(-1);
+      }
+    }
+    if (ctx->pending.fetch_sub(1) == 1) FinishProduce(*ctx, latency);
   }
 
   static void FinishProduce(ProduceContext& ctx, metrics::Histogram* latency) {
     std::lock_guard<std::mutex> l(ctx.mu);
+    if (ctx.timer != nullptr) {
+      auto timer = ctx.timer;
+      boost::asio::post(timer->get_executor(), [timer] { timer->cancel(); });
+    }
     for (const auto& r : ctx.resp.partitions()) CountError(proto::API_PRODUCE, r.error_code());
     if (ctx.acks != 0) ctx.req.Respond(ctx.resp);
     latency->Observe(SecondsSince(ctx.start));
@@ -566,6 +937,9 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
     if (s->done) return;
     const proto::FetchRequest& f = s->fetch;
     const bool may_park = !final && f.max_wait_ms() > 0 && !stopping.load();
+    // A follower's fetch: its offset is its log end, and it may read up to
+    // the leader's log end; it parks until the log end moves.
+    const bool follower = f.replica_id() >= 0;
 
     std::vector<std::shared_ptr<Partition>> parts(f.partitions_size());
     for (int i = 0; i < f.partitions_size(); ++i) {
@@ -579,7 +953,7 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
       for (int i = 0; i < f.partitions_size(); ++i) {
         if (parts[i] == nullptr || s->waiting[i]) continue;
         s->waiting[i] = true;
-        parts[i]->AddWaiter([weak, weak_state, i] {
+        auto wake = [weak, weak_state, i] {
           auto session = weak.lock();
           if (session == nullptr) return;
           boost::asio::post(session->strand, [session, i] { session->waiting[i] = false; });
@@ -592,9 +966,17 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
           boost::asio::post(strand, [state = std::move(state), session = std::move(session)] {
             state->RunFetch(session, false);
           });
-        });
+        };
+        if (follower) {
+          parts[i]->AddLogEndWaiter(std::move(wake));
+        } else {
+          parts[i]->AddWaiter(std::move(wake));
+        }
       }
     }
+    const bool record = follower && !s->recorded;
+    s->recorded = true;
+    const int64_t now_ms = NowMs();
 
     proto::FetchResponse resp;
     std::vector<uint8_t> payload;
@@ -622,13 +1004,37 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
         any_error = true;
         continue;
       }
+      const int32_t epoch = p->leader_epoch().value();
+      res->set_leader_epoch(epoch);
+      if (proto::ErrorCode code = CheckLeaderEpoch(
+              fp.has_current_leader_epoch() ? fp.current_leader_epoch() : -1, epoch);
+          code != proto::NONE) {
+        res->set_error_code(code);
+        res->set_error_message(absl::StrCat("fetch in leader epoch ", fp.current_leader_epoch(),
+                                            ", the partition is in epoch ", epoch));
+        any_error = true;
+        continue;
+      }
+      if (record && !p->RecordFollowerFetch(NodeId(f.replica_id()), Offset(fp.fetch_offset()), now_ms)) {
+        if (p->replicated()) {
+          res->set_error_code(p->role() == Partition::Role::kLeader ? proto::INVALID_REQUEST
+                                                                    : proto::NOT_LEADER);
+          res->set_error_message(absl::StrCat("broker ", f.replica_id(), " is not a follower of ",
+                                              p->tp().ToString(), " here"));
+          any_error = true;
+          continue;
+        }
+      }
       Offset hw = p->high_watermark();
+      Offset log_end = p->log().log_end_offset();
       res->set_high_watermark(hw.value());
       res->set_last_stable_offset(hw.value());
       res->set_log_start_offset(p->log().log_start_offset().value());
+      res->set_log_end_offset(log_end.value());
       if (!payload.empty() && remaining <= 0) continue;
       int64_t limit = fp.max_bytes() > 0 ? std::min<int64_t>(fp.max_bytes(), remaining) : remaining;
-      auto data = p->log().Read(Offset(fp.fetch_offset()), static_cast<size_t>(std::max<int64_t>(limit, 1)), hw);
+      auto data = p->log().Read(Offset(fp.fetch_offset()), static_cast<size_t>(std::max<int64_t>(limit, 1)),
+                                follower ? log_end : hw);
       if (!data.ok()) {
         res->set_error_code(ToErrorCode(data.status()));
         res->set_error_message(std::string(data.status().message()));
@@ -641,8 +1047,10 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
       }
       res->set_size(static_cast<uint32_t>(data->size()));
       remaining -= static_cast<int64_t>(data->size());
-      p->bytes_out->Inc(static_cast<double>(data->size()));
-      p->records_out->Inc(static_cast<double>(RecordCount(*data)));
+      if (!follower) {
+        p->bytes_out->Inc(static_cast<double>(data->size()));
+        p->records_out->Inc(static_cast<double>(RecordCount(*data)));
+      }
       payload.insert(payload.end(), data->begin(), data->end());
     }
 
@@ -693,6 +1101,52 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
       s->req.Respond(*resp, std::move(payload));
     }
     fetch_latency->Observe(SecondsSince(s->start));
+  }
+
+  // FENCED_LEADER_EPOCH when the requester's epoch is older than the
+  // partition's, UNKNOWN_LEADER_EPOCH when newer; -1 is not checked.
+  static proto::ErrorCode CheckLeaderEpoch(int32_t requested, int32_t current) {
+    if (requested < 0 || requested == current) return proto::NONE;
+    return requested < current ? proto::FENCED_LEADER_EPOCH : proto::UNKNOWN_LEADER_EPOCH;
+  }
+
+  // ---- OffsetForLeaderEpoch (KIP-101) ----
+  void HandleOffsetForLeaderEpoch(rpc::Request req) {
+    proto::OffsetForLeaderEpochRequest in;
+    if (!req.ParseHeader(&in)) {
+      CountError(proto::API_OFFSET_FOR_LEADER_EPOCH, proto::INVALID_REQUEST);
+      req.RespondError(proto::INVALID_REQUEST, "unparsable OffsetForLeaderEpochRequest");
+      return;
+    }
+    proto::OffsetForLeaderEpochResponse resp;
+    for (const auto& part : in.partitions()) {
+      proto::OffsetForLeaderEpochResult* res = resp.add_partitions();
+      res->set_topic(part.topic());
+      res->set_partition(part.partition());
+      res->set_leader_epoch(-1);
+      res->set_end_offset(-1);
+      auto p = partitions->Get({part.topic(), PartitionId(part.partition())});
+      if (p == nullptr) {
+        res->set_error_code(proto::UNKNOWN_TOPIC_OR_PARTITION);
+        res->set_error_message(absl::StrCat("this broker does not host ", part.topic(), "-", part.partition()));
+      } else if (p->leader() != options.id || p->role() != Partition::Role::kLeader) {
+        res->set_error_code(proto::NOT_LEADER);
+        res->set_error_message(absl::StrCat("broker ", options.id.value(), " is not the leader"));
+      } else if (proto::ErrorCode code =
+                     CheckLeaderEpoch(part.has_current_leader_epoch() ? part.current_leader_epoch() : -1,
+                                      p->leader_epoch().value());
+                 code != proto::NONE) {
+        res->set_error_code(code);
+        res->set_error_message(absl::StrCat("request in leader epoch ", part.current_leader_epoch(),
+                                            ", the partition is in epoch ", p->leader_epoch().value()));
+      } else if (auto end = p->log().EndOffsetForEpoch(LeaderEpoch(part.leader_epoch()));
+                 end.has_value()) {
+        res->set_leader_epoch(end->first.value());
+        res->set_end_offset(end->second.value());
+      }
+      CountError(proto::API_OFFSET_FOR_LEADER_EPOCH, res->error_code());
+    }
+    req.Respond(resp);
   }
 
   // ---- ListOffsets ----
@@ -770,7 +1224,10 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
 
   // ---- admin ----
   std::string PartitionsJson() const {
-    std::string out = "{\"broker_id\":" + std::to_string(options.id.value()) + ",\"partitions\":[";
+    std::string out = "{\"broker_id\":" + std::to_string(options.id.value()) +
+                      ",\"broker_epoch\":" + std::to_string(broker_epoch.load()) +
+                      ",\"lease_valid\":" + (LeaseValid() ? "true" : "false") + ",\"partitions\":[";
+    const auto follow = FollowStatuses();
     bool first = true;
     for (const auto& p : partitions->All()) {
       if (p->closed()) continue;
@@ -788,14 +1245,55 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
                       ",\"durable_offset\":", log.durable_offset().value(),
                       ",\"size_bytes\":", log.size_bytes(),
                       ",\"segments\":", log.segment_count(),
-                      ",\"failed\":", log.failed() ? "true" : "false", "}");
+                      ",\"failed\":", log.failed() ? "true" : "false",
+                      ",\"role\":\"", RoleName(p->role()), "\"");
+      if (p->role() == Partition::Role::kLeader) {
+        absl::StrAppend(&out, ",\"epoch_start_offset\":", p->epoch_start_offset().value(),
+                        ",\"followers\":[");
+        const int64_t now = NowMs();
+        bool first_f = true;
+        for (const auto& f : p->Followers()) {
+          absl::StrAppend(&out, first_f ? "" : ",", "{\"replica\":", f.id,
+                          ",\"log_end_offset\":", f.log_end,
+                          ",\"last_fetch_ms_ago\":", f.last_fetch_ms < 0 ? -1 : now - f.last_fetch_ms,
+                          ",\"last_caught_up_ms_ago\":", now - f.last_caught_up_ms,
+                          ",\"lag_records\":",
+                          f.log_end < 0 ? -1 : log.log_end_offset().value() - f.log_end, "}");
+          first_f = false;
+        }
+        out += "]";
+      } else if (auto st = follow.find(p->tp()); st != follow.end()) {
+        absl::StrAppend(&out, ",\"fetching_from\":", st->second.leader,
+                        ",\"truncating\":", st->second.truncating ? "true" : "false",
+                        ",\"leader_log_end_offset\":", st->second.leader_log_end,
+                        ",\"leader_high_watermark\":", st->second.leader_hw);
+      }
+      out += "}";
       first = false;
     }
     return out + "]}";
   }
 
+  static const char* RoleName(Partition::Role r) {
+    switch (r) {
+      case Partition::Role::kLeader: return "leader";
+      case Partition::Role::kFollower: return "follower";
+      default: return "none";
+    }
+  }
+
+  std::map<TopicPartition, replication::FollowStatus> FollowStatuses() const {
+    std::map<TopicPartition, replication::FollowStatus> out;
+    absl::MutexLock l(&repl_mu);
+    for (const auto& [leader, f] : fetchers) {
+      for (auto& st : f->Status()) out[st.tp] = st;
+    }
+    return out;
+  }
+
   void CollectMetrics() const {
     auto& reg = metrics::Registry::Global();
+    const auto follow = FollowStatuses();
     for (const auto& p : partitions->All()) {
       if (p->closed()) continue;
       metrics::Labels labels = {{"topic", p->tp().topic},
@@ -805,6 +1303,25 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
       reg.GetGauge("brook_partition_log_end_offset", labels,
                    "Next offset to assign in a hosted partition")
           ->Set(static_cast<double>(p->log().log_end_offset().value()));
+      reg.GetGauge("brook_partition_high_watermark", labels,
+                   "High watermark of a hosted partition (consumers read below it)")
+          ->Set(static_cast<double>(p->high_watermark().value()));
+      const bool leader = p->role() == Partition::Role::kLeader;
+      proto::PartitionAssignment a = p->assignment();
+      reg.GetGauge("brook_partition_isr_size", labels,
+                   "In-sync replicas of a partition led here (committed set)")
+          ->Set(leader ? static_cast<double>(p->isr_size()) : 0);
+      reg.GetGauge("brook_partition_under_replicated", labels,
+                   "1 when a partition led here has fewer in-sync replicas than replicas")
+          ->Set(leader && static_cast<int>(p->isr_size()) < a.replicas_size() ? 1 : 0);
+      double lag = 0;
+      if (auto st = follow.find(p->tp()); st != follow.end() && st->second.leader_log_end >= 0) {
+        lag = static_cast<double>(
+            std::max<int64_t>(0, st->second.leader_log_end - p->log().log_end_offset().value()));
+      }
+      reg.GetGauge("brook_replica_lag_records", labels,
+                   "Records a follower replica is behind its leader's log end (0 on leaders)")
+          ->Set(lag);
     }
   }
 };
@@ -830,6 +1347,11 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Open(storage::FileSystem* fs, Br
   state->flusher = std::make_unique<storage::Flusher>();
   state->partitions = std::make_unique<PartitionManager>(
       fs, state->flusher.get(), state->options.data_dir, state->options.default_topic_config);
+  // Registered at zero so they are exported before the first change.
+  metrics::Registry::Global().GetCounter("brook_isr_shrinks_total", {},
+                                         "In-sync set shrinks committed for partitions led here");
+  metrics::Registry::Global().GetCounter("brook_isr_expands_total", {},
+                                         "In-sync set expansions committed for partitions led here");
   std::weak_ptr<State> weak = state;
   metrics::Registry::Global().AddCollector([weak] {
     if (auto s = weak.lock()) s->CollectMetrics();
@@ -848,6 +1370,8 @@ void Broker::RegisterApis(rpc::RpcServer& server) {
   server.Register(proto::API_LIST_OFFSETS, 0,
                   [s](rpc::Request r) { s->HandleListOffsets(std::move(r)); });
   server.Register(proto::API_METADATA, 0, [s](rpc::Request r) { s->HandleMetadata(std::move(r)); });
+  server.Register(proto::API_OFFSET_FOR_LEADER_EPOCH, 0,
+                  [s](rpc::Request r) { s->HandleOffsetForLeaderEpoch(std::move(r)); });
 }
 
 void Broker::RegisterAdmin(http::AdminServer& admin) {
@@ -875,6 +1399,7 @@ void Broker::Start() {
   if (state_->started.exchange(true) || state_->stopping.load()) return;
   State* s = state_.get();
   s->heartbeat_thread = std::thread([s] { s->HeartbeatLoop(); });
+  s->isr_thread = std::thread([s] { s->IsrLoop(); });
   if (!s->options.nameservers.empty()) {
     s->nameserver_thread = std::thread([s] { s->NameServerLoop(); });
   }
@@ -890,6 +1415,8 @@ absl::Status Broker::Stop() {
   std::lock_guard<std::mutex> stop_lock(s->stop_mu);
   if (s->stopped) return s->stop_status;
   s->stopped = true;
+  // While the loops still run (heartbeats bring the new assignments).
+  if (s->started.load()) s->ControlledShutdown();
   s->stopping.store(true);
   {
     absl::MutexLock l(&s->loop_mu);
@@ -898,15 +1425,19 @@ absl::Status Broker::Stop() {
   {
     absl::MutexLock l(&s->client_mu);
     if (s->coordinator_client != nullptr) s->coordinator_client->Close();
+    if (s->control_client != nullptr) s->control_client->Close();
     for (auto& c : s->nameserver_clients) {
       if (c != nullptr) c->Close();
     }
   }
   if (s->heartbeat_thread.joinable()) s->heartbeat_thread.join();
   if (s->nameserver_thread.joinable()) s->nameserver_thread.join();
+  if (s->isr_thread.joinable()) s->isr_thread.join();
+  s->StopFetchers();
   {
     absl::MutexLock l(&s->client_mu);
     s->coordinator_client = nullptr;
+    s->control_client = nullptr;
     s->nameserver_clients.clear();
   }
   std::set<std::shared_ptr<FetchSession>> parked;

@@ -34,11 +34,29 @@ struct BrokerOptions {
   int64_t retention_check_ms = 60000;
   // Fetches parked for long-poll beyond this are answered at once.
   size_t max_parked_fetches = 10000;
+  // Replication: a follower whose fetches have not reached the leader's log
+  // end for this long is dropped from the in-sync set (AlterIsr).
+  int64_t replica_lag_time_max_ms = 10000;
+  // Long-poll wait of follower fetches.
+  int64_t replica_fetch_wait_ms = 500;
+  // Stop() first asks the coordinator to move leadership away (controlled
+  // shutdown) for at most this long.
+  int64_t controlled_shutdown_timeout_ms = 10000;
 };
 
+// Replication (broker/replication): a partition with several replicas is led
+// by the broker its assignment names; the leader tracks its followers'
+// fetch positions, computes the high watermark over the committed in-sync
+// set, answers acks=all once the watermark passes a batch, and asks the
+// coordinator (AlterIsr) to shrink or expand the in-sync set. Followers fetch
+// from their leaders (one fetcher thread per leader broker), truncating by
+// leader epoch first. Produce is refused (NOT_LEADER) while the coordinator
+// lease has lapsed.
+//
 // Thread-safety: every public method is thread-safe. Request handlers run on
-// the io_context's threads; the coordinator heartbeat and the name-server
-// registration each run on a thread of their own (started by Start).
+// the io_context's threads; the coordinator heartbeat, the name-server
+// registration, the in-sync set check and each replica fetcher run on a
+// thread of their own (started by Start and by heartbeats).
 class Broker {
  public:
   // `fs` and `io` must outlive the broker. Does not start any loop.
@@ -49,7 +67,8 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // API_PRODUCE, API_FETCH, API_LIST_OFFSETS, API_METADATA.
+  // API_PRODUCE, API_FETCH, API_LIST_OFFSETS, API_METADATA,
+  // API_OFFSET_FOR_LEADER_EPOCH.
   void RegisterApis(rpc::RpcServer& server);
   // GET /admin/partitions: the hosted partitions as JSON.
   void RegisterAdmin(http::AdminServer& admin);
@@ -64,8 +83,12 @@ class Broker {
   // True once a heartbeat to the coordinator has succeeded.
   bool registered() const;
 
-  // Stops the loops, answers parked fetches, closes every log (fsync).
-  // Idempotent; returns the first close error.
+  // Controlled shutdown first (when a hosted partition has other replicas:
+  // API_BROKER_SHUTDOWN until no partition is led here, at most
+  // controlled_shutdown_timeout_ms, given up at once on UNSUPPORTED_API),
+  // then stops the loops and fetchers, answers parked
+  // fetches, closes every log (fsync). Idempotent; returns the first close
+  // error.
   absl::Status Stop();
 
   struct State;

@@ -95,10 +95,25 @@ LeaderEpoch Partition::leader_epoch() const {
 }
 
 void Partition::RefreshHighWatermark() {
-  if (closed()) return;
-  int64_t target = log_->config().flush_policy == storage::FlushPolicy::kAlways
-                       ? log_->durable_offset().value()
-                       : log_->log_end_offset().value();
+  int64_t own = log_->config().flush_policy == storage::FlushPolicy::kAlways
+                    ? log_->durable_offset().value()
+                    : log_->log_end_offset().value();
+  int64_t target;
+  {
+    absl::MutexLock l(&mu_);
+    if (closed_) return;
+    if (assignment_.replicas_size() <= 1) {
+      target = own;
+    } else if (role_ == Role::kLeader) {
+      target = tracker_.HighWatermark(own);
+    } else {
+      return;  // a follower learns it from the leader; no role: nothing moves
+    }
+  }
+  AdvanceTo(target);
+}
+
+void Partition::AdvanceTo(int64_t target) {
   int64_t cur = hw_.load(std::memory_order_acquire);
   bool advanced = false;
   while (target > cur) {
@@ -107,7 +122,185 @@ void Partition::RefreshHighWatermark() {
       break;
     }
   }
-  if (advanced) WakeWaiters();
+  if (!advanced) return;
+  WakeWaiters();
+  std::vector<std::pair<std::function<void(proto::ErrorCode)>, proto::ErrorCode>> ready;
+  {
+    absl::MutexLock l(&mu_);
+    const int64_t hw = hw_.load(std::memory_order_acquire);
+    const size_t isr = role_ == Role::kLeader ? tracker_.isr().size()
+                                              : static_cast<size_t>(assignment_.isr_size());
+    auto end = ack_waiters_.lower_bound(hw);
+    for (auto it = ack_waiters_.begin(); it != end; ++it) {
+      proto::ErrorCode code = static_cast<int64_t>(isr) < it->second.min_isr
+                                  ? proto::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                                  : proto::NONE;
+      ready.emplace_back(std::move(it->second.done), code);
+    }
+    ack_waiters_.erase(ack_waiters_.begin(), end);
+  }
+  for (auto& [done, code] : ready) done(code);
+}
+
+void Partition::FailAckWaiters(proto::ErrorCode code) {
+  std::multimap<int64_t, AckWaiter> waiters;
+  {
+    absl::MutexLock l(&mu_);
+    waiters.swap(ack_waiters_);
+  }
+  for (auto& [offset, w] : waiters) w.done(code);
+}
+
+Partition::RoleChange Partition::UpdateRole(NodeId self, int64_t now_ms) {
+  RoleChange rc;
+  bool refresh = false;
+  {
+    absl::MutexLock l(&mu_);
+    const proto::PartitionAssignment& a = assignment_;
+    bool is_replica = std::find(a.replicas().begin(), a.replicas().end(), self.value()) !=
+                      a.replicas().end();
+    Role now = a.leader() == self.value() ? Role::kLeader
+               : (a.leader() >= 0 && is_replica) ? Role::kFollower
+                                                 : Role::kNone;
+    rc.before = role_;
+    rc.after = now;
+    rc.epoch_changed = role_ != now || role_epoch_ != a.leader_epoch();
+    std::vector<int32_t> isr(a.isr().begin(), a.isr().end());
+    if (now == Role::kLeader) {
+      if (rc.epoch_changed) {
+        std::vector<int32_t> replicas(a.replicas().begin(), a.replicas().end());
+        tracker_.Reset(self.value(), replicas, isr, now_ms);
+        if (!closed_) {
+          epoch_start_ = log_->log_end_offset().value();
+          absl::Status st = log_->AssignEpochStart(LeaderEpoch(a.leader_epoch()));
+          if (!st.ok()) {
+            spdlog::warn("partition {}: cannot record the start of epoch {}: {}", tp_.ToString(),
+                         a.leader_epoch(), st.ToString());
+          }
+        }
+      } else {
+        std::vector<int32_t> sorted = isr;
+        std::sort(sorted.begin(), sorted.end());
+        if (sorted != tracker_.isr()) {
+          bool shrank = std::includes(tracker_.isr().begin(), tracker_.isr().end(),
+                                      sorted.begin(), sorted.end());
+          metrics::Registry::Global()
+              .GetCounter(shrank ? "brook_isr_shrinks_total" : "brook_isr_expands_total", {},
+                          shrank ? "In-sync set shrinks committed for partitions led here"
+                                 : "In-sync set expansions committed for partitions led here")
+              ->Inc();
+          tracker_.SetIsr(isr, now_ms);
+        }
+      }
+      refresh = true;
+    }
+    role_ = now;
+    role_epoch_ = a.leader_epoch();
+  }
+  if (rc.before == Role::kLeader && (rc.after != Role::kLeader || rc.epoch_changed)) {
+    FailAckWaiters(proto::NOT_LEADER);
+  }
+  if (refresh) RefreshHighWatermark();
+  return rc;
+}
+
+Partition::Role Partition::role() const {
+  absl::MutexLock l(&mu_);
+  return role_;
+}
+
+bool Partition::replicated() const {
+  absl::MutexLock l(&mu_);
+  return assignment_.replicas_size() > 1;
+}
+
+Offset Partition::epoch_start_offset() const {
+  absl::MutexLock l(&mu_);
+  return Offset(epoch_start_);
+}
+
+size_t Partition::isr_size() const {
+  absl::MutexLock l(&mu_);
+  return role_ == Role::kLeader ? tracker_.isr().size()
+                                : static_cast<size_t>(assignment_.isr_size());
+}
+
+bool Partition::RecordFollowerFetch(NodeId replica, Offset fetch_offset, int64_t now_ms) {
+  {
+    absl::MutexLock l(&mu_);
+    if (role_ != Role::kLeader) return false;
+    if (!tracker_.RecordFetch(replica.value(), fetch_offset.value(),
+                              log_->log_end_offset().value(), now_ms)) {
+      return false;
+    }
+  }
+  RefreshHighWatermark();
+  return true;
+}
+
+std::optional<std::vector<int32_t>> Partition::ProposeIsr(int64_t now_ms,
+                                                          int64_t lag_max_ms) const {
+  absl::MutexLock l(&mu_);
+  if (role_ != Role::kLeader || closed_) return std::nullopt;
+  return tracker_.ProposeIsr(now_ms, lag_max_ms, hw_.load(std::memory_order_acquire),
+                             epoch_start_);
+}
+
+std::vector<replication::FollowerState> Partition::Followers() const {
+  absl::MutexLock l(&mu_);
+  if (role_ != Role::kLeader) return {};
+  return tracker_.followers();
+}
+
+void Partition::SetFollowerHighWatermark(Offset leader_hw) {
+  int64_t target = std::min(leader_hw.value(), log_->log_end_offset().value());
+  int64_t cur = hw_.load(std::memory_order_acquire);
+  if (target < cur) {
+    // After a truncation below the old watermark.
+    hw_.store(target, std::memory_order_release);
+    return;
+  }
+  AdvanceTo(target);
+}
+
+void Partition::AddLogEndWaiter(std::function<void()> waiter) {
+  {
+    absl::MutexLock l(&mu_);
+    if (!closed_) {
+      log_end_waiters_.push_back(std::move(waiter));
+      return;
+    }
+  }
+  waiter();
+}
+
+void Partition::NotifyAppended() {
+  std::vector<std::function<void()>> waiters;
+  {
+    absl::MutexLock l(&mu_);
+    waiters.swap(log_end_waiters_);
+  }
+  for (auto& w : waiters) w();
+}
+
+void Partition::AddAckWaiter(Offset last_offset, int32_t min_isr,
+                             std::function<void(proto::ErrorCode)> done) {
+  {
+    absl::MutexLock l(&mu_);
+    if (!closed_ && role_ == Role::kLeader) {
+      if (last_offset.value() >= hw_.load(std::memory_order_acquire)) {
+        ack_waiters_.emplace(last_offset.value(), AckWaiter{min_isr, std::move(done)});
+        return;
+      }
+    }
+  }
+  if (closed() || role() != Role::kLeader) {
+    done(proto::NOT_LEADER);
+  } else {
+    done(isr_size() < static_cast<size_t>(std::max(min_isr, 0))
+             ? proto::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+             : proto::NONE);
+  }
 }
 
 void Partition::AddWaiter(std::function<void()> waiter) {
@@ -138,6 +331,8 @@ absl::Status Partition::Close() {
   }
   absl::Status s = log_->Close();
   WakeWaiters();
+  NotifyAppended();
+  FailAckWaiters(proto::NOT_LEADER);
   return s;
 }
 
@@ -212,6 +407,10 @@ absl::Status PartitionManager::RemovePartition(const std::shared_ptr<Partition>&
                             {"partition", std::to_string(p->tp().partition.value())}};
   metrics::Registry::Global().Remove("brook_partition_size_bytes", labels);
   metrics::Registry::Global().Remove("brook_partition_log_end_offset", labels);
+  for (const char* name : {"brook_partition_high_watermark", "brook_partition_isr_size",
+                           "brook_partition_under_replicated", "brook_replica_lag_records"}) {
+    metrics::Registry::Global().Remove(name, labels);
+  }
   absl::Status r = fs_->RemoveAll(absl::StrCat(dir_, "/", p->tp().ToString()));
   if (r.ok()) r = fs_->SyncDir(dir_);
   spdlog::info("partition {}: removed", p->tp().ToString());

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "broker/replication/replica_tracker.h"
 #include "broker/storage/fs.h"
 #include "broker/storage/log.h"
 #include "common/http/metrics.h"
@@ -48,18 +51,66 @@ class Partition {
   NodeId leader() const;
   LeaderEpoch leader_epoch() const;
 
-  // Offsets below the high watermark may be served to consumers: the log end
-  // for kInterval/kOs, the durable offset for kAlways (nothing that could
-  // vanish in a crash is served).
+  // Offsets below the high watermark may be served to consumers. The
+  // leader's own log end counts as the log end for kInterval/kOs and the
+  // durable offset for kAlways (nothing that could vanish in a crash is
+  // served). With one replica that is the high watermark; a leader of several
+  // replicas takes the minimum with the log ends of the committed in-sync
+  // followers; a follower uses min(leader's high watermark, own log end).
   Offset high_watermark() const { return Offset(hw_.load(std::memory_order_acquire)); }
-  // Recomputes the high watermark from the log; when it advanced, runs (and
-  // forgets) every registered waiter. Safe from any thread.
+  // Recomputes the high watermark; when it advanced, runs (and forgets) every
+  // registered waiter and completes acks=all waiters it passed. Safe from any
+  // thread.
   void RefreshHighWatermark();
 
   // Registers `waiter` to run once the high watermark next advances (or the
   // partition closes). Waiters run on the thread that advanced it and must not
   // block.
   void AddWaiter(std::function<void()> waiter);
+
+  // ---- replication ----
+  enum class Role { kNone, kLeader, kFollower };
+  struct RoleChange {
+    Role before = Role::kNone;
+    Role after = Role::kNone;
+    bool epoch_changed = false;  // a new leader epoch (or role) since the last update
+  };
+  // Derives this broker's role from the current assignment. Becoming leader
+  // (or a new epoch as leader) resets the follower tracker and records the
+  // epoch's start in the log; losing leadership fails acks=all waiters with
+  // NOT_LEADER. A committed in-sync set change is applied to the tracker
+  // (counted in brook_isr_{shrinks,expands}_total). Call after SetAssignment.
+  RoleChange UpdateRole(NodeId self, int64_t now_ms);
+  Role role() const;
+  bool replicated() const;  // more than one replica assigned
+  // The log end offset where the current epoch began (as leader).
+  Offset epoch_start_offset() const;
+
+  // Leader: a follower fetch at `fetch_offset`. Refreshes the high watermark.
+  // False when `replica` is not a follower of this partition.
+  bool RecordFollowerFetch(NodeId replica, Offset fetch_offset, int64_t now_ms);
+  // Leader: the in-sync set to ask for now, if a change is due.
+  std::optional<std::vector<int32_t>> ProposeIsr(int64_t now_ms, int64_t lag_max_ms) const;
+  // Leader: a snapshot of the follower positions.
+  std::vector<replication::FollowerState> Followers() const;
+  // Follower: the leader reported `leader_hw`; the high watermark becomes
+  // min(leader_hw, own log end) (may move back after a truncation).
+  void SetFollowerHighWatermark(Offset leader_hw);
+
+  // Registers `waiter` to run once the log end next moves (an append) or the
+  // partition closes; follower fetches park on this. Runs on the appending
+  // thread; must not block.
+  void AddLogEndWaiter(std::function<void()> waiter);
+  // Runs the log-end waiters (call after an append).
+  void NotifyAppended();
+
+  // acks=all: `done` runs once with NONE when the high watermark passes
+  // `last_offset` (NOT_ENOUGH_REPLICAS_AFTER_APPEND when the in-sync set is
+  // then smaller than `min_isr`), or with NOT_LEADER when leadership is lost
+  // or the partition closes. Runs on the thread that advanced the watermark.
+  void AddAckWaiter(Offset last_offset, int32_t min_isr,
+                    std::function<void(proto::ErrorCode)> done);
+  size_t isr_size() const;
 
   // Closes the log (fsync) and wakes every waiter. Idempotent.
   absl::Status Close();
@@ -72,7 +123,13 @@ class Partition {
   metrics::Counter* records_out;
 
  private:
+  struct AckWaiter {
+    int32_t min_isr;
+    std::function<void(proto::ErrorCode)> done;
+  };
   void WakeWaiters();
+  void AdvanceTo(int64_t target);
+  void FailAckWaiters(proto::ErrorCode code);
 
   const TopicPartition tp_;
   const std::string topic_id_;
@@ -82,7 +139,13 @@ class Partition {
   mutable absl::Mutex mu_;
   proto::PartitionAssignment assignment_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void()>> waiters_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void()>> log_end_waiters_ ABSL_GUARDED_BY(mu_);
+  std::multimap<int64_t, AckWaiter> ack_waiters_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  Role role_ ABSL_GUARDED_BY(mu_) = Role::kNone;
+  int32_t role_epoch_ ABSL_GUARDED_BY(mu_) = -1;
+  int64_t epoch_start_ ABSL_GUARDED_BY(mu_) = 0;
+  replication::ReplicaTracker tracker_ ABSL_GUARDED_BY(mu_);
 };
 
 // Owns the hosted partitions under one directory (<data-dir>/broker), one

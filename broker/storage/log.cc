@@ -98,6 +98,10 @@ struct PartitionLog::Impl {
     return failed_status;
   }
 
+  // TruncateTo's work (`offset` < log_end, or `fully`: drop everything and
+  // restart empty at `offset`).
+  absl::Status TruncateLocked(int64_t offset, bool fully) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+
   absl::Status CheckWritableLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu) {
     if (closed) return ClosedError();
     if (failed.load()) return failed_status;
@@ -664,9 +668,23 @@ absl::Status PartitionLog::TruncateTo(Offset offset_in) {
   absl::Status s = m.CheckWritableLocked();
   if (!s.ok()) return s;
   if (offset >= m.log_end) return absl::OkStatus();
+  return m.TruncateLocked(offset, /*fully=*/false);
+}
+
+absl::Status PartitionLog::TruncateFullyAndStartAt(Offset offset) {
+  Impl& m = *impl_;
+  absl::MutexLock l(&m.mu);
+  absl::Status s = m.CheckWritableLocked();
+  if (!s.ok()) return s;
+  return m.TruncateLocked(offset.value(), /*fully=*/true);
+}
+
+absl::Status PartitionLog::Impl::TruncateLocked(int64_t offset, bool fully) {
+  Impl& m = *this;
+  absl::Status s;
   ++m.truncate_gen;
 
-  if (offset < m.log_start) {
+  if (fully || offset < m.log_start) {
     // Everything goes; the log restarts empty at `offset`.
     for (const auto& seg : m.segments) {
       s = m.RemoveSegmentFiles(*seg);
@@ -723,8 +741,13 @@ absl::Status PartitionLog::TruncateTo(Offset offset_in) {
   }
   s = m.fs->SyncDir(m.dir);
   if (!s.ok()) return m.MarkFailedLocked(s);
-  if (m.durable.load() > m.log_end) m.durable.store(m.log_end);
-  if (m.TrimEpochsFromEndLocked(m.log_end)) {
+  if (m.durable.load() > m.log_end || fully) m.durable.store(m.log_end);
+  bool epochs_changed = m.TrimEpochsFromEndLocked(m.log_end);
+  if (fully && !m.epochs.empty()) {
+    m.epochs.clear();
+    epochs_changed = true;
+  }
+  if (epochs_changed) {
     s = m.PersistEpochsLocked();
     if (!s.ok()) return s;
   }
@@ -943,6 +966,14 @@ std::optional<std::pair<LeaderEpoch, Offset>> PartitionLog::EndOffsetForEpoch(
   LeaderEpoch found(std::prev(it)->first);
   Offset end(it == m.epochs.end() ? m.log_end : it->second);
   return std::make_pair(found, end);
+}
+
+absl::Status PartitionLog::AssignEpochStart(LeaderEpoch epoch) {
+  Impl& m = *impl_;
+  absl::MutexLock l(&m.mu);
+  absl::Status s = m.CheckWritableLocked();
+  if (!s.ok()) return s;
+  return m.MaybeAddEpochLocked(epoch.value(), m.log_end);
 }
 
 std::optional<LeaderEpoch> PartitionLog::latest_epoch() const {

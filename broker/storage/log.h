@@ -106,6 +106,10 @@ class PartitionLog {
   // Below log_start_offset() the log is emptied and restarts at `offset`.
   // Durable: the cut segment is fsynced before this returns.
   absl::Status TruncateTo(Offset offset);
+  // Empties the log and restarts it at `offset`, which may be past the log
+  // end (a follower whose fetch offset fell below the leader's log start).
+  // The leader-epoch cache is cleared. Durable like TruncateTo.
+  absl::Status TruncateFullyAndStartAt(Offset offset);
 
   // Deletes whole sealed segments past retention_ms (by their max timestamp)
   // or beyond retention_bytes; returns how many were deleted. The active
@@ -118,6 +122,11 @@ class PartitionLog {
   // OffsetsForLeaderEpoch does; nullopt when no such epoch is known.
   std::optional<std::pair<LeaderEpoch, Offset>> EndOffsetForEpoch(LeaderEpoch epoch) const;
   std::optional<LeaderEpoch> latest_epoch() const;
+  // Records that `epoch` starts at the current log end (a new partition leader
+  // does this on election, before its first append, so followers asking for
+  // an older epoch learn where it ended). No-op when `epoch` is not newer than
+  // latest_epoch(). Persisted before it returns.
+  absl::Status AssignEpochStart(LeaderEpoch epoch);
 
   Offset log_start_offset() const;
   Offset log_end_offset() const;   // the next offset to assign

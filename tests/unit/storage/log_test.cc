@@ -525,6 +525,54 @@ TEST(PartitionLogTest, LeaderEpochCache) {
   EXPECT_EQ(log->latest_epoch(), LeaderEpoch(3));
 }
 
+TEST(PartitionLogTest, AssignEpochStartBeforeTheFirstAppendOfTheEpoch) {
+  TempDir dir;
+  auto log = OpenLog(dir.path(), SmallConfig());
+  AppendMany(*log, 5, 0, /*epoch=*/1);  // offsets 0..14
+  using P = std::pair<LeaderEpoch, Offset>;
+  // Before: epoch 1 extends to the log end.
+  EXPECT_EQ(log->EndOffsetForEpoch(LeaderEpoch(1)), P(LeaderEpoch(1), Offset(15)));
+  ASSERT_TRUE(log->AssignEpochStart(LeaderEpoch(4)).ok());
+  EXPECT_EQ(log->latest_epoch(), LeaderEpoch(4));
+  EXPECT_EQ(log->EndOffsetForEpoch(LeaderEpoch(1)), P(LeaderEpoch(1), Offset(15)));
+  EXPECT_EQ(log->EndOffsetForEpoch(LeaderEpoch(4)), P(LeaderEpoch(4), Offset(15)));
+  // Older or equal epochs are ignored.
+  ASSERT_TRUE(log->AssignEpochStart(LeaderEpoch(2)).ok());
+  EXPECT_EQ(log->latest_epoch(), LeaderEpoch(4));
+  // Appends in that epoch extend it; the start stays where it was assigned.
+  AppendMany(*log, 2, 0, /*epoch=*/4);  // 15..17
+  EXPECT_EQ(log->EndOffsetForEpoch(LeaderEpoch(3)), P(LeaderEpoch(1), Offset(15)));
+  EXPECT_EQ(log->EndOffsetForEpoch(LeaderEpoch(4)), P(LeaderEpoch(4), Offset(18)));
+  ASSERT_TRUE(log->Close().ok());
+  // Persisted, and an epoch starting exactly at the log end survives reopen.
+  log = OpenLog(dir.path(), SmallConfig());
+  ASSERT_TRUE(log->AssignEpochStart(LeaderEpoch(7)).ok());
+  ASSERT_TRUE(log->Close().ok());
+  log = OpenLog(dir.path(), SmallConfig());
+  EXPECT_EQ(log->latest_epoch(), LeaderEpoch(7));
+  EXPECT_EQ(log->EndOffsetForEpoch(LeaderEpoch(6)), P(LeaderEpoch(4), Offset(18)));
+}
+
+TEST(PartitionLogTest, TruncateFullyAndStartAtMayMovePastTheEnd) {
+  TempDir dir;
+  auto log = OpenLog(dir.path(), SmallConfig());
+  AppendMany(*log, 5, 0, /*epoch=*/1);  // offsets 0..14
+  ASSERT_TRUE(log->TruncateFullyAndStartAt(Offset(100)).ok());
+  EXPECT_EQ(log->log_start_offset(), Offset(100));
+  EXPECT_EQ(log->log_end_offset(), Offset(100));
+  EXPECT_EQ(log->durable_offset(), Offset(100));
+  EXPECT_FALSE(log->latest_epoch().has_value());
+  auto r = log->Read(Offset(100), 1 << 20, Offset(1 << 30));
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->empty());
+  AppendMany(*log, 1, 0, /*epoch=*/2);
+  EXPECT_EQ(log->log_end_offset(), Offset(101));
+  ASSERT_TRUE(log->Close().ok());
+  log = OpenLog(dir.path(), SmallConfig());
+  EXPECT_EQ(log->log_start_offset(), Offset(100));
+  EXPECT_EQ(log->log_end_offset(), Offset(101));
+}
+
 TEST(PartitionLogTest, AppendReplicatedCopiesTheLeadersBytes) {
   TempDir leader_dir, follower_dir;
   auto leader = OpenLog(leader_dir.path(), SmallConfig());
