@@ -3,9 +3,12 @@
 #include "brook/admin.h"
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "client/address.h"
 #include "client/connection_pool.h"
 #include "client/list_offsets.h"
@@ -161,43 +164,228 @@ class AdminImpl final : public Admin {
     return absl::OkStatus();
   }
 
-  // Sends `req` to the active coordinator, retrying retriable errors (with
-  // a metadata refresh and back-off) until `deadline`.
+  // The coordinators to try, best first: the one that answered last, a
+  // leader named in a NOT_COORDINATOR answer, the name servers' leader, then
+  // every other quorum member they report.
+  std::vector<HostPort> Candidates() {
+    std::vector<HostPort> out;
+    auto add = [&out](const HostPort& hp) {
+      if (hp.port == 0) return;
+      for (const auto& o : out) {
+        if (o == hp) return;
+      }
+      out.push_back(hp);
+    };
+    {
+      absl::MutexLock lock(&mu_);
+      if (hinted_) add(*hinted_);
+      if (preferred_) add(*preferred_);
+    }
+    for (const auto& c : metadata_.Coordinators()) add(c.address);
+    return out;
+  }
+
+  // "... leader is coordinator 2 at 127.0.0.1:9093" -> 127.0.0.1:9093.
+  static std::optional<HostPort> LeaderFromMessage(std::string_view message) {
+    const size_t at = message.rfind(" at ");
+    if (at == std::string_view::npos) return std::nullopt;
+    std::string_view rest = message.substr(at + 4);
+    const size_t end = rest.find_first_of(" ;,)\n");
+    if (end != std::string_view::npos) rest = rest.substr(0, end);
+    auto hp = ParseHostPort(rest);
+    if (!hp.ok()) return std::nullopt;
+    return *hp;
+  }
+
+  // Sends `req` to the active coordinator. Each round tries every candidate
+  // (see Candidates) until one answers; NOT_COORDINATOR and connection
+  // failures move on to the next. Retriable errors are retried (with a
+  // metadata refresh and back-off) until `deadline`.
   absl::Status CallCoordinator(proto::Api api, const google::protobuf::Message& req,
                                google::protobuf::Message* resp, Clock::time_point deadline) {
     auto backoff = std::chrono::milliseconds(50);
-    absl::Status last;
+    absl::Status last = MakeError(proto::NOT_COORDINATOR, "no coordinator is known");
     while (true) {
-      auto coord = metadata_.ActiveCoordinator();
-      if (!coord.ok()) {
-        last = metadata_.Refresh();
-        if (last.ok()) coord = metadata_.ActiveCoordinator();
+      std::vector<HostPort> candidates = Candidates();
+      if (candidates.empty()) {
+        if (auto s = metadata_.Refresh(); !s.ok()) last = s;
+        candidates = Candidates();
       }
-      if (coord.ok()) {
-        last = absl::OkStatus();
-        auto conn = pool_.Get(*coord);
-        if (conn.ok()) {
-          const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
-              deadline - Clock::now());
-          auto r = (*conn)->CallSync(api, 0, req, {}, resp,
-                                     std::max(remaining, std::chrono::milliseconds(1)));
-          if (r.ok()) return absl::OkStatus();
-          last = r.status();
-          if (absl::IsUnavailable(last)) pool_.Invalidate(*conn);
-        } else {
-          last = conn.status();
+      bool stop_round = false;
+      for (size_t i = 0; i < candidates.size() && !stop_round; ++i) {
+        const HostPort& c = candidates[i];
+        auto conn = pool_.Get(c);
+        if (!conn.ok()) {
+          last = absl::Status(conn.status().code(), absl::StrCat("coordinator ", c.ToString(), ": ",
+                                                                 conn.status().message()));
+          continue;
         }
-      } else if (last.ok()) {
-        last = coord.status();
+        const auto remaining =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        // A stopped or partitioned member must not eat the whole deadline.
+        const auto wait = std::clamp(remaining, std::chrono::milliseconds(1), kAttemptTimeout);
+        resp->Clear();
+        auto r = (*conn)->CallSync(api, 0, req, {}, resp, wait);
+        if (r.ok()) {
+          absl::MutexLock lock(&mu_);
+          preferred_ = c;
+          hinted_.reset();
+          return absl::OkStatus();
+        }
+        last = r.status();
+        const auto code = ToErrorCode(last);
+        if (code == proto::NOT_COORDINATOR) {
+          const absl::string_view msg = last.message();
+          if (auto leader = LeaderFromMessage(std::string_view(msg.data(), msg.size()));
+              leader && !(*leader == c)) {
+            {
+              absl::MutexLock lock(&mu_);
+              hinted_ = *leader;
+            }
+            // Try the named leader next, ahead of the remaining candidates.
+            candidates.insert(candidates.begin() + static_cast<long>(i) + 1, *leader);
+          }
+          continue;
+        }
+        if (absl::IsUnavailable(last) || absl::IsDeadlineExceeded(last)) {
+          pool_.Invalidate(*conn);
+          {
+            absl::MutexLock lock(&mu_);
+            if (preferred_ && *preferred_ == c) preferred_.reset();
+            if (hinted_ && *hinted_ == c) hinted_.reset();
+          }
+          continue;
+        }
+        stop_round = true;  // an answer from the coordinator: no other member would differ
       }
       if (!IsRetriable(ToErrorCode(last))) return last;
       if (Clock::now() + backoff >= deadline) return last;
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
       metadata_.Invalidate();
-      if (auto s = metadata_.Refresh(); !s.ok()) last = s;
+      if (auto s = metadata_.Refresh(); !s.ok() && ToErrorCode(last) == proto::NOT_COORDINATOR) {
+        last = s;
+      }
     }
   }
+
+  absl::StatusOr<proto::DescribeClusterResponse> DescribeClusterOf(const HostPort& c,
+                                                                   Clock::time_point deadline) {
+    auto conn = pool_.Get(c);
+    if (!conn.ok()) return conn.status();
+    const auto remaining =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    proto::DescribeClusterRequest req;
+    proto::DescribeClusterResponse resp;
+    auto r = (*conn)->CallSync(proto::API_DESCRIBE_CLUSTER, 0, req, {}, &resp,
+                               std::clamp(remaining, std::chrono::milliseconds(1), kAttemptTimeout));
+    if (!r.ok()) {
+      if (absl::IsUnavailable(r.status()) || absl::IsDeadlineExceeded(r.status())) {
+        pool_.Invalidate(*conn);
+      }
+      return r.status();
+    }
+    return resp;
+  }
+
+  static ClusterInfo ToClusterInfo(const proto::DescribeClusterResponse& d) {
+    ClusterInfo info;
+    info.answered_by = d.answered_by();
+    info.leader_id = d.leader_id();
+    info.term = d.term();
+    info.metadata_offset = d.metadata_offset();
+    info.commit_index = d.commit_index();
+    for (const auto& c : d.coordinators()) {
+      CoordinatorStatus cs;
+      cs.id = c.coordinator_id();
+      cs.host = c.host();
+      cs.port = c.port();
+      cs.role = c.role();
+      cs.term = c.term();
+      cs.match_index = c.match_index();
+      cs.last_contact_ms = c.last_contact_ms();
+      info.coordinators.push_back(std::move(cs));
+    }
+    std::sort(info.coordinators.begin(), info.coordinators.end(),
+              [](const auto& a, const auto& b) { return a.id < b.id; });
+    for (const auto& b : d.brokers()) {
+      BrokerStatus bs;
+      bs.id = b.broker().broker_id();
+      bs.host = b.broker().host();
+      bs.port = b.broker().port();
+      bs.broker_epoch = b.broker_epoch();
+      bs.live = b.live();
+      bs.fenced = b.fenced();
+      bs.lease_remaining_ms = b.lease_remaining_ms();
+      bs.leader_count = b.leader_count();
+      bs.replica_count = b.replica_count();
+      info.brokers.push_back(std::move(bs));
+    }
+    std::sort(info.brokers.begin(), info.brokers.end(),
+              [](const auto& a, const auto& b) { return a.id < b.id; });
+    return info;
+  }
+
+ public:
+  absl::StatusOr<ClusterInfo> DescribeCluster() override {
+    const auto started = Clock::now();
+    const auto deadline = started + config_.request_timeout;
+    absl::Status last = MakeError(proto::NOT_COORDINATOR, "no coordinator is known");
+    std::optional<proto::DescribeClusterResponse> follower_view;
+    auto backoff = std::chrono::milliseconds(50);
+    while (true) {
+      std::vector<HostPort> candidates = Candidates();
+      if (candidates.empty()) {
+        if (auto s = metadata_.Refresh(); !s.ok()) last = s;
+        candidates = Candidates();
+      }
+      for (const HostPort& c : candidates) {
+        auto d = DescribeClusterOf(c, deadline);
+        if (!d.ok()) {
+          last = absl::Status(d.status().code(),
+                              absl::StrCat("coordinator ", c.ToString(), ": ", d.status().message()));
+          if (!IsRetriable(ToErrorCode(d.status())) && !absl::IsUnavailable(d.status())) return last;
+          continue;
+        }
+        if (d->leader_id() >= 0 && d->leader_id() == d->answered_by()) {
+          absl::MutexLock lock(&mu_);
+          preferred_ = c;
+          return ToClusterInfo(*d);
+        }
+        follower_view = *d;
+        // Ask the leader it names, if it names one with an address.
+        for (const auto& m : d->coordinators()) {
+          if (m.coordinator_id() != d->leader_id() || m.port() <= 0) continue;
+          HostPort leader{m.host(), static_cast<uint16_t>(m.port())};
+          auto l = DescribeClusterOf(leader, deadline);
+          if (l.ok() && l->leader_id() == l->answered_by()) {
+            absl::MutexLock lock(&mu_);
+            preferred_ = leader;
+            return ToClusterInfo(*l);
+          }
+        }
+      }
+      // During an election a follower's view is returned after a short wait
+      // for the new leader.
+      if (Clock::now() + backoff >= deadline ||
+          (follower_view && Clock::now() - started > std::chrono::seconds(3))) {
+        if (follower_view) return ToClusterInfo(*follower_view);
+        return last;
+      }
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+      metadata_.Invalidate();
+      metadata_.Refresh().IgnoreError();
+    }
+  }
+
+ private:
+  // Longest wait for one coordinator's answer before trying another member.
+  static constexpr std::chrono::milliseconds kAttemptTimeout{5000};
+
+  absl::Mutex mu_;
+  std::optional<HostPort> preferred_ ABSL_GUARDED_BY(mu_);  // answered last
+  std::optional<HostPort> hinted_ ABSL_GUARDED_BY(mu_);     // named by NOT_COORDINATOR
 
   const AdminConfig config_;
   rpc::IoThread io_;  // declared before the pool: outlives it

@@ -9,6 +9,13 @@
 #include "proto/brook.pb.h"
 
 namespace brook::client {
+namespace {
+
+std::string HintKey(const std::string& topic, int32_t partition) {
+  return absl::StrCat(topic, std::string(1, '\0'), partition);
+}
+
+}  // namespace
 
 MetadataCache::MetadataCache(ConnectionPool* pool, std::vector<HostPort> nameservers,
                              std::chrono::milliseconds request_timeout)
@@ -63,9 +70,14 @@ void MetadataCache::Apply(const proto::MetadataResponse& r, const std::vector<st
     brokers_[b.broker_id()] = HostPort{b.host(), static_cast<uint16_t>(b.port())};
   }
   coordinator_.reset();
+  coordinators_.clear();
   for (const auto& c : r.coordinators()) {
-    if (c.leader()) coordinator_ = HostPort{c.host(), static_cast<uint16_t>(c.port())};
+    HostPort hp{c.host(), static_cast<uint16_t>(c.port())};
+    if (c.leader()) coordinator_ = hp;
+    coordinators_.push_back(CoordinatorEndpoint{c.coordinator_id(), std::move(hp), c.leader()});
   }
+  std::stable_sort(coordinators_.begin(), coordinators_.end(),
+                   [](const auto& a, const auto& b) { return a.leader && !b.leader; });
   // A topic asked for but absent from the answer is unknown.
   for (const auto& t : asked) topics_.erase(t);
   for (const auto& t : r.topics()) {
@@ -78,6 +90,14 @@ void MetadataCache::Apply(const proto::MetadataResponse& r, const std::vector<st
       info.leader_epoch = p.leader_epoch();
       info.replicas.assign(p.replicas().begin(), p.replicas().end());
       info.isr.assign(p.isr().begin(), p.isr().end());
+      // A leader hint outlives routes that are not newer than it.
+      if (auto h = hints_.find(HintKey(t.topic(), p.partition())); h != hints_.end()) {
+        if (info.leader_epoch > h->second.base_epoch) {
+          hints_.erase(h);
+        } else {
+          info.leader = h->second.leader;
+        }
+      }
       e.partitions.push_back(std::move(info));
     }
     std::sort(e.partitions.begin(), e.partitions.end(),
@@ -188,6 +208,24 @@ std::optional<HostPort> MetadataCache::Broker(int32_t broker_id) const {
   auto it = brokers_.find(broker_id);
   if (it == brokers_.end()) return std::nullopt;
   return it->second;
+}
+
+std::vector<CoordinatorEndpoint> MetadataCache::Coordinators() const {
+  absl::MutexLock lock(&mu_);
+  return coordinators_;
+}
+
+void MetadataCache::SetLeaderHint(const std::string& topic, int32_t partition, int32_t leader_id) {
+  if (leader_id < 0) return;
+  absl::MutexLock lock(&mu_);
+  auto it = topics_.find(topic);
+  if (it == topics_.end()) return;
+  for (auto& p : it->second.partitions) {
+    if (p.partition != partition) continue;
+    p.leader = leader_id;
+    hints_[HintKey(topic, partition)] = Hint{leader_id, p.leader_epoch};
+    return;
+  }
 }
 
 absl::StatusOr<HostPort> MetadataCache::ActiveCoordinator() const {

@@ -22,6 +22,13 @@ class MetadataResponse;
 
 namespace brook::client {
 
+// A coordinator quorum member as the name servers report it.
+struct CoordinatorEndpoint {
+  int32_t id = 0;
+  HostPort address;
+  bool leader = false;
+};
+
 struct PartitionRouteInfo {
   int32_t partition = 0;
   int32_t leader = -1;  // broker id; -1 when none
@@ -77,11 +84,24 @@ class MetadataCache {
   std::optional<HostPort> Broker(int32_t broker_id) const;
   // The coordinator marked leader; Unavailable (NOT_COORDINATOR) when none.
   absl::StatusOr<HostPort> ActiveCoordinator() const;
+  // Every coordinator the name servers reported, the one marked leader first.
+  std::vector<CoordinatorEndpoint> Coordinators() const;
+
+  // A broker answered NOT_LEADER naming `leader_id` as the partition's leader:
+  // route the partition there until a refresh brings a route with a higher
+  // leader epoch than the one known now (a stale name server cannot undo
+  // the hint). Ignored for a negative id or an unknown topic/partition.
+  void SetLeaderHint(const std::string& topic, int32_t partition, int32_t leader_id);
 
  private:
   struct TopicEntry {
     int error_code = 0;  // proto::ErrorCode
     std::vector<PartitionRouteInfo> partitions;
+  };
+  // A leader hint: applies while routes show an epoch <= base_epoch.
+  struct Hint {
+    int32_t leader = -1;
+    int32_t base_epoch = 0;
   };
   void Apply(const proto::MetadataResponse& r, const std::vector<std::string>& asked);
   // The entry of `topic`; UNKNOWN_TOPIC_OR_PARTITION when there is none (or,
@@ -100,6 +120,9 @@ class MetadataCache {
   absl::flat_hash_map<std::string, TopicEntry> topics_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int32_t, HostPort> brokers_ ABSL_GUARDED_BY(mu_);
   std::optional<HostPort> coordinator_ ABSL_GUARDED_BY(mu_);
+  std::vector<CoordinatorEndpoint> coordinators_ ABSL_GUARDED_BY(mu_);
+  // By "topic\0partition".
+  absl::flat_hash_map<std::string, Hint> hints_ ABSL_GUARDED_BY(mu_);
   bool stale_ ABSL_GUARDED_BY(mu_) = true;
   Clock::time_point last_success_ ABSL_GUARDED_BY(mu_){};
   Clock::time_point last_attempt_ ABSL_GUARDED_BY(mu_){};

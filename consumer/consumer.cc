@@ -469,6 +469,9 @@ class ConsumerImpl final : public Consumer {
           p->set_fetch_offset(it->second.fetch_offset);
           p->set_max_bytes(static_cast<int32_t>(std::min<size_t>(
               config_.max_partition_fetch_bytes, std::numeric_limits<int32_t>::max())));
+          // Not checked: routes from the name servers may lag the leader's
+          // epoch; a fetch that reaches a non-leader gets NOT_LEADER instead.
+          p->set_current_leader_epoch(-1);
         }
         if (!conn.ok()) {
           metadata_.Invalidate();
@@ -609,6 +612,7 @@ class ConsumerImpl final : public Consumer {
         p->set_fetch_offset(s.fetch_offset);
         p->set_max_bytes(static_cast<int32_t>(std::min<size_t>(
             config_.max_partition_fetch_bytes, std::numeric_limits<int32_t>::max())));
+        p->set_current_leader_epoch(-1);
       }
       if (!again->parts.empty()) {
         InitFetchHeader(next_header);

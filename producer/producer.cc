@@ -364,7 +364,15 @@ class ProducerImpl final : public Producer {
         Acknowledge(tp, batches, res);
         acc_.Complete(tp, batches);
       } else if (IsRetriable(ToErrorCode(s)) && !stopping_.load()) {
+        // NOT_LEADER, FENCED/UNKNOWN_LEADER_EPOCH, NOT_ENOUGH_REPLICAS(_AFTER_APPEND),
+        // timeouts, a lost connection: the batches go back to the head of
+        // their partition's queue (one request per partition in flight keeps
+        // the order) and routes are refreshed; a broker's hint of the new
+        // leader is used until the name servers catch up.
         refresh = true;
+        if (res != nullptr && res->error_code() == proto::NOT_LEADER) {
+          metadata_.SetLeaderHint(tp.topic, tp.partition, res->leader_hint());
+        }
         acc_.Requeue(tp, std::move(batches), now, s);
       } else {
         for (auto& b : batches) FailBatch(*b, s);

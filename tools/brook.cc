@@ -19,6 +19,7 @@ constexpr char kUsage[] =
     "usage: brook [--nameserver HOST:PORT[,...]] <command> [args]\n"
     "\n"
     "commands:\n"
+    "  cluster describe                    coordinators, brokers and their liveness\n"
     "  topic create|list|describe|delete   administer topics\n"
     "  produce TOPIC                       send stdin lines as records\n"
     "  consume TOPIC                       print records to stdout\n"
@@ -33,6 +34,7 @@ const char* UsageOf(const std::string& command) {
   if (command == "produce") return kProduceUsage;
   if (command == "consume") return kConsumeUsage;
   if (command == "bench") return kBenchUsage;
+  if (command == "cluster") return kClusterUsage;
   return nullptr;
 }
 
@@ -79,6 +81,7 @@ int Main(int argc, char** argv) {
   if (command == "topic") return RunTopic(rest, nameservers);
   if (command == "produce") return RunProduce(rest, nameservers);
   if (command == "consume") return RunConsume(rest, nameservers);
+  if (command == "cluster") return RunCluster(rest, nameservers);
   return RunBench(rest, nameservers);
 }
 

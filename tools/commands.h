@@ -36,10 +36,12 @@ int RunTopic(const std::vector<std::string>& args, const std::string& nameserver
 int RunProduce(const std::vector<std::string>& args, const std::string& nameservers);
 int RunConsume(const std::vector<std::string>& args, const std::string& nameservers);
 int RunBench(const std::vector<std::string>& args, const std::string& nameservers);
+int RunCluster(const std::vector<std::string>& args, const std::string& nameservers);
 
 extern const char kTopicUsage[];
 extern const char kProduceUsage[];
 extern const char kConsumeUsage[];
 extern const char kBenchUsage[];
+extern const char kClusterUsage[];
 
 }  // namespace brook::tools
