@@ -318,6 +318,7 @@ absl::StatusOr<FetchResult> Fetch(rpc::RpcClient& broker, const std::string& top
   p->set_partition(partition);
   p->set_fetch_offset(offset);
   p->set_max_bytes(max_bytes);
+  p->set_current_leader_epoch(-1);  // not checked
   FetchResult out;
   auto r = broker.CallSync(proto::API_FETCH, 0, req, {}, &out.response,
                            std::chrono::milliseconds(max_wait_ms + 10000));

@@ -53,6 +53,10 @@ class ServerProcess {
   // change.
   absl::Status Restart();
   bool running() const { return pid_ > 0; }
+  // Replaces the extra arguments for later starts (e.g. to pin a port that
+  // was 0 at the first start).
+  void set_extra_args(std::vector<std::string> args) { extra_args_ = std::move(args); }
+  const std::vector<std::string>& extra_args() const { return extra_args_; }
   pid_t pid() const { return pid_; }
 
   const std::string& data_dir() const { return data_dir_; }
