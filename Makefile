@@ -2,9 +2,10 @@
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 DATA_DIR ?= ./data
+CLUSTER_DIR ?= ./cluster-data
 CTEST_ARGS ?=
 
-.PHONY: deps configure build run test clean
+.PHONY: deps configure build run test clean cluster-start cluster-stop cluster-status
 
 deps:
 	@./scripts/install-deps.sh
@@ -24,6 +25,16 @@ run: build
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 600 -j2 $(CTEST_ARGS)
+
+# A 2 name server, 3 coordinator, 3 broker cluster on loopback (scripts/cluster.sh).
+cluster-start: build
+	BROOK_BUILD_DIR=$(BUILD_DIR) ./scripts/cluster.sh start $(CLUSTER_DIR)
+
+cluster-stop:
+	BROOK_BUILD_DIR=$(BUILD_DIR) ./scripts/cluster.sh stop $(CLUSTER_DIR)
+
+cluster-status:
+	BROOK_BUILD_DIR=$(BUILD_DIR) ./scripts/cluster.sh status $(CLUSTER_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -585,9 +585,15 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
   }
 
   // Controlled shutdown: asks the coordinator to move leadership away until
-  // none is left here or the timeout passes. Skipped when no hosted
-  // partition has another replica (there is nowhere to move it).
+  // none is left here, the timeout passes, or several answers in a row show
+  // no progress (the partitions left have no other live in-sync replica, as
+  // for the last broker of a cluster to stop; Kafka likewise gives up after
+  // a few retries). Skipped when no hosted partition has another replica
+  // (there is nowhere to move it).
   void ControlledShutdown() {
+    constexpr int kMaxAnswersWithoutProgress = 5;
+    int32_t last_remaining = -1;
+    int answers_without_progress = 0;
     if (!registered.load()) return;
     bool any_replicated = false;
     for (const auto& p : partitions->All()) any_replicated |= !p->closed() && p->replicated();
@@ -608,6 +614,18 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
           shut_down.store(true);
           return;
         }
+        if (last_remaining >= 0 && resp.remaining_leaders() >= last_remaining) {
+          if (++answers_without_progress >= kMaxAnswersWithoutProgress) {
+            spdlog::warn(
+                "broker: controlled shutdown: {} partition(s) have no other live in-sync "
+                "replica; stopping while still leading them",
+                resp.remaining_leaders());
+            return;
+          }
+        } else {
+          answers_without_progress = 0;
+        }
+        last_remaining = resp.remaining_leaders();
       } else {
         proto::ErrorCode code = ToErrorCode(st);
         // NOT_COORDINATOR from every member (an election) and connection
