@@ -47,6 +47,15 @@ absl::StatusOr<proto::TopicConfig> TopicConfigFromMap(const std::map<std::string
       }
       continue;
     }
+    if (key == "unclean.leader.election.enable") {
+      const std::string v = absl::AsciiStrToLower(value);
+      if (v != "true" && v != "false") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config unclean.leader.election.enable='", value, "' is not true or false"));
+      }
+      c.set_unclean_leader_election(v == "true");
+      continue;
+    }
     absl::StatusOr<int64_t> v;
     if (key == "flush.ms") {
       v = ParseInt(key, value, 0, kI64Max);
@@ -101,6 +110,9 @@ std::map<std::string, std::string> TopicConfigToMap(const proto::TopicConfig& c)
   if (c.has_min_insync_replicas()) m["min.insync.replicas"] = absl::StrCat(c.min_insync_replicas());
   if (c.has_index_interval_bytes()) {
     m["index.interval.bytes"] = absl::StrCat(c.index_interval_bytes());
+  }
+  if (c.has_unclean_leader_election()) {
+    m["unclean.leader.election.enable"] = c.unclean_leader_election() ? "true" : "false";
   }
   return m;
 }

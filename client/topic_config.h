@@ -14,6 +14,7 @@ namespace brook::client {
 //   flush.policy: always|interval|os     flush.ms: >= 0
 //   segment.bytes, segment.ms: > 0       retention.ms, retention.bytes: >= -1
 //   max.message.bytes, min.insync.replicas, index.interval.bytes: int32 > 0
+//   unclean.leader.election.enable: true|false
 absl::StatusOr<proto::TopicConfig> TopicConfigFromMap(const std::map<std::string, std::string>& m);
 
 // The fields set in `c`, with the same names.

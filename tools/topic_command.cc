@@ -25,7 +25,8 @@ const char kTopicUsage[] =
     "Partitions and replication factor default to the server's defaults.\n"
     "--config may be repeated; keys are Kafka-style: flush.policy (always|interval|os),\n"
     "flush.ms, segment.bytes, segment.ms, retention.ms, retention.bytes,\n"
-    "max.message.bytes, min.insync.replicas, index.interval.bytes.\n";
+    "max.message.bytes, min.insync.replicas, index.interval.bytes,\n"
+    "unclean.leader.election.enable (true|false).\n";
 
 namespace {
 

@@ -28,7 +28,8 @@ struct NewTopic {
   int32_t replication_factor = 0;  // 0: the server default
   // Topic configs, Kafka-style names: flush.policy (always|interval|os),
   // flush.ms, segment.bytes, segment.ms, retention.ms, retention.bytes,
-  // max.message.bytes, min.insync.replicas, index.interval.bytes.
+  // max.message.bytes, min.insync.replicas, index.interval.bytes,
+  // unclean.leader.election.enable (true|false).
   std::map<std::string, std::string> configs;
 };
 

@@ -21,6 +21,7 @@
 #include "broker/storage/fs.h"
 #include "broker/storage/log.h"
 #include "common/errors.h"
+#include "common/record_batch.h"
 
 namespace brook::testing {
 namespace {
@@ -1048,6 +1049,59 @@ absl::Status CheckReplicasIdentical(Cluster& cluster, const std::string& topic, 
     }
   }
   return absl::OkStatus();
+}
+
+std::future<absl::StatusOr<proto::ProduceResponse>> ProduceRecordAsync(
+    rpc::RpcClient& conn, const std::string& topic, int32_t partition, const std::string& value,
+    int32_t acks, int32_t server_timeout_ms) {
+  RecordBatchBuilder::Options o;
+  o.compression = Compression::kNone;
+  RecordBatchBuilder b(o);
+  b.Append(1700000000000, std::nullopt, value);
+  std::vector<uint8_t> batch = b.Build();
+  proto::ProduceRequest req;
+  req.set_acks(acks);
+  req.set_timeout_ms(server_timeout_ms);
+  proto::ProducePartition* p = req.add_partitions();
+  p->set_topic(topic);
+  p->set_partition(partition);
+  p->set_size(static_cast<uint32_t>(batch.size()));
+  auto promise = std::make_shared<std::promise<absl::StatusOr<proto::ProduceResponse>>>();
+  auto future = promise->get_future();
+  conn.Call(proto::API_PRODUCE, 0, req, std::move(batch),
+            std::chrono::milliseconds(server_timeout_ms) + std::chrono::seconds(10),
+            [promise](absl::StatusOr<rpc::Response> r) {
+              if (!r.ok()) {
+                promise->set_value(r.status());
+                return;
+              }
+              proto::ProduceResponse resp;
+              if (!resp.ParseFromString(r->header)) {
+                promise->set_value(absl::InternalError("unparsable ProduceResponse"));
+                return;
+              }
+              promise->set_value(std::move(resp));
+            });
+  return future;
+}
+
+bool Acknowledged(const absl::StatusOr<proto::ProduceResponse>& r, std::string* why) {
+  if (!r.ok()) {
+    *why = r.status().ToString();
+    return false;
+  }
+  if (r->error_code() != proto::NONE) {
+    *why = absl::StrCat(proto::ErrorCode_Name(r->error_code()), " ", r->error_message());
+    return false;
+  }
+  if (r->partitions_size() != 1) {
+    *why = "no partition result";
+    return false;
+  }
+  const proto::ProducePartitionResult& p = r->partitions(0);
+  *why = absl::StrCat(proto::ErrorCode_Name(p.error_code()), " ", p.error_message(),
+                      " leader_hint ", p.leader_hint());
+  return p.error_code() == proto::NONE;
 }
 
 }  // namespace brook::testing

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -320,5 +321,16 @@ std::vector<std::string> CheckAcked(const std::map<int32_t, std::vector<AckedRec
 // from the lowest common log start up to `high_watermark` and reaches it.
 absl::Status CheckReplicasIdentical(Cluster& cluster, const std::string& topic, int32_t partition,
                                     const std::vector<int32_t>& brokers, int64_t high_watermark);
+
+// Sends one uncompressed record `value` to topic/partition over the raw
+// protocol now (acks as given, ProduceRequest.timeout_ms = server_timeout_ms);
+// the answer arrives later. The call itself gives up 10 s after that timeout.
+std::future<absl::StatusOr<proto::ProduceResponse>> ProduceRecordAsync(
+    rpc::RpcClient& conn, const std::string& topic, int32_t partition, const std::string& value,
+    int32_t acks, int32_t server_timeout_ms = 5000);
+
+// True when `r` acknowledged its one partition; `why` gets what came back
+// (status, or error codes, messages and the leader hint).
+bool Acknowledged(const absl::StatusOr<proto::ProduceResponse>& r, std::string* why);
 
 }  // namespace brook::testing

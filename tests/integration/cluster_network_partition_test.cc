@@ -24,54 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::future<absl::StatusOr<proto::ProduceResponse>> ProduceAsync(rpc::RpcClient& conn,
-                                                                 const std::string& topic,
-                                                                 int32_t partition,
-                                                                 const std::string& value) {
-  RecordBatchBuilder::Options o;
-  o.compression = Compression::kNone;
-  RecordBatchBuilder b(o);
-  b.Append(1700000000000, std::nullopt, value);
-  std::vector<uint8_t> batch = b.Build();
-  proto::ProduceRequest req;
-  req.set_acks(-1);
-  req.set_timeout_ms(4000);
-  auto* p = req.add_partitions();
-  p->set_topic(topic);
-  p->set_partition(partition);
-  p->set_size(static_cast<uint32_t>(batch.size()));
-  auto promise = std::make_shared<std::promise<absl::StatusOr<proto::ProduceResponse>>>();
-  auto future = promise->get_future();
-  conn.Call(proto::API_PRODUCE, 0, req, std::move(batch), 15s,
-            [promise](absl::StatusOr<rpc::Response> r) {
-              if (!r.ok()) {
-                promise->set_value(r.status());
-                return;
-              }
-              proto::ProduceResponse resp;
-              if (!resp.ParseFromString(r->header)) {
-                promise->set_value(absl::InternalError("unparsable ProduceResponse"));
-                return;
-              }
-              promise->set_value(resp);
-            });
-  return future;
-}
-
-bool Acknowledged(const absl::StatusOr<proto::ProduceResponse>& r, std::string* why) {
-  if (!r.ok()) {
-    *why = r.status().ToString();
-    return false;
-  }
-  if (r->error_code() != proto::NONE || r->partitions_size() != 1) {
-    *why = absl::StrCat(proto::ErrorCode_Name(r->error_code()), " ", r->error_message());
-    return false;
-  }
-  *why = absl::StrCat(proto::ErrorCode_Name(r->partitions(0).error_code()), " ",
-                      r->partitions(0).error_message());
-  return r->partitions(0).error_code() == proto::NONE;
-}
-
 TEST(ClusterNetworkPartitionTest, IsolatedLeaderAcknowledgesNothingWithAcksAll) {
   ClusterOptions o;
   o.nameservers = 1;
@@ -114,7 +66,7 @@ TEST(ClusterNetworkPartitionTest, IsolatedLeaderAcknowledgesNothingWithAcksAll) 
   std::string why;
   bool pre = false;
   for (int i = 0; i < 50 && !pre; ++i) {
-    pre = Acknowledged(ProduceAsync(**minority, topic, partition, "pre").get(), &why);
+    pre = Acknowledged(ProduceRecordAsync(**minority, topic, partition, "pre", -1, 4000).get(), &why);
     if (!pre) std::this_thread::sleep_for(100ms);
   }
   ASSERT_TRUE(pre) << why << cluster.LogTails();
@@ -124,7 +76,8 @@ TEST(ClusterNetworkPartitionTest, IsolatedLeaderAcknowledgesNothingWithAcksAll) 
   const auto cut = Cluster::Clock::now();
   std::vector<std::future<absl::StatusOr<proto::ProduceResponse>>> minority_writes;
   for (int i = 0; Cluster::Clock::now() - cut < 4s; ++i) {
-    minority_writes.push_back(ProduceAsync(**minority, topic, partition, absl::StrCat("minority-", i)));
+    minority_writes.push_back(
+        ProduceRecordAsync(**minority, topic, partition, absl::StrCat("minority-", i), -1, 4000));
     std::this_thread::sleep_for(250ms);
   }
   // The majority elects another leader, which acknowledges acks=all writes.
@@ -134,7 +87,7 @@ TEST(ClusterNetworkPartitionTest, IsolatedLeaderAcknowledgesNothingWithAcksAll) 
   ASSERT_TRUE(majority.ok());
   bool majority_acked = false;
   for (int i = 0; i < 100 && !majority_acked; ++i) {
-    majority_acked = Acknowledged(ProduceAsync(**majority, topic, partition, "majority").get(), &why);
+    majority_acked = Acknowledged(ProduceRecordAsync(**majority, topic, partition, "majority", -1, 4000).get(), &why);
     if (!majority_acked) std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(majority_acked) << why << cluster.LogTails();

@@ -22,71 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::vector<uint8_t> OneRecord(const std::string& value) {
-  RecordBatchBuilder::Options o;
-  o.compression = Compression::kNone;
-  RecordBatchBuilder b(o);
-  b.Append(1700000000000, std::nullopt, value);
-  return b.Build();
-}
-
-proto::ProduceRequest ProduceHeader(const std::string& topic, int32_t partition, size_t size,
-                                    int32_t acks) {
-  proto::ProduceRequest req;
-  req.set_acks(acks);
-  req.set_timeout_ms(5000);
-  auto* p = req.add_partitions();
-  p->set_topic(topic);
-  p->set_partition(partition);
-  p->set_size(static_cast<uint32_t>(size));
-  return req;
-}
-
-// A produce sent now whose answer arrives later.
-std::future<absl::StatusOr<proto::ProduceResponse>> ProduceAsync(rpc::RpcClient& conn,
-                                                                 const std::string& topic,
-                                                                 const std::string& value,
-                                                                 int32_t acks) {
-  auto promise = std::make_shared<std::promise<absl::StatusOr<proto::ProduceResponse>>>();
-  auto future = promise->get_future();
-  std::vector<uint8_t> batch = OneRecord(value);
-  proto::ProduceRequest req = ProduceHeader(topic, 0, batch.size(), acks);
-  conn.Call(proto::API_PRODUCE, 0, req, std::move(batch), 20s,
-            [promise](absl::StatusOr<rpc::Response> r) {
-              if (!r.ok()) {
-                promise->set_value(r.status());
-                return;
-              }
-              proto::ProduceResponse resp;
-              if (!resp.ParseFromString(r->header)) {
-                promise->set_value(absl::InternalError("unparsable ProduceResponse"));
-                return;
-              }
-              promise->set_value(resp);
-            });
-  return future;
-}
-
-// "acknowledged" when the produce came back with no error for the partition.
-bool Acknowledged(const absl::StatusOr<proto::ProduceResponse>& r, std::string* why) {
-  if (!r.ok()) {
-    *why = r.status().ToString();
-    return false;
-  }
-  if (r->error_code() != proto::NONE) {
-    *why = absl::StrCat(proto::ErrorCode_Name(r->error_code()), " ", r->error_message());
-    return false;
-  }
-  if (r->partitions_size() != 1) {
-    *why = "no partition result";
-    return false;
-  }
-  const auto& p = r->partitions(0);
-  *why = absl::StrCat(proto::ErrorCode_Name(p.error_code()), " ", p.error_message(),
-                      " leader_hint ", p.leader_hint());
-  return p.error_code() == proto::NONE;
-}
-
 TEST(ClusterStoppedLeaderTest, ResumedOldLeaderAcknowledgesNoWrite) {
   ClusterOptions o;
   o.nameservers = 1;
@@ -108,7 +43,7 @@ TEST(ClusterStoppedLeaderTest, ResumedOldLeaderAcknowledgesNoWrite) {
   std::string why;
   bool first_acked = false;
   for (int i = 0; i < 50 && !first_acked; ++i) {
-    first_acked = Acknowledged(ProduceAsync(**old_conn, topic, "before-stop", -1).get(), &why);
+    first_acked = Acknowledged(ProduceRecordAsync(**old_conn, topic, 0, "before-stop", -1).get(), &why);
     if (!first_acked) std::this_thread::sleep_for(100ms);
   }
   ASSERT_TRUE(first_acked) << why << cluster.LogTails();
@@ -125,15 +60,15 @@ TEST(ClusterStoppedLeaderTest, ResumedOldLeaderAcknowledgesNoWrite) {
   const auto deadline = Cluster::Clock::now() + 15s;
   while (!successor_acked && Cluster::Clock::now() < deadline) {
     successor_acked =
-        Acknowledged(ProduceAsync(**new_conn, topic, "on-successor", -1).get(), &why);
+        Acknowledged(ProduceRecordAsync(**new_conn, topic, 0, "on-successor", -1).get(), &why);
     if (!successor_acked) std::this_thread::sleep_for(100ms);
   }
   ASSERT_TRUE(successor_acked) << why << cluster.LogTails();
 
   // Requests that queue on the stopped leader's socket, answered after SIGCONT.
   std::vector<std::future<absl::StatusOr<proto::ProduceResponse>>> queued;
-  queued.push_back(ProduceAsync(**old_conn, topic, "zombie-queued-acks1", 1));
-  queued.push_back(ProduceAsync(**old_conn, topic, "zombie-queued-acksall", -1));
+  queued.push_back(ProduceRecordAsync(**old_conn, topic, 0, "zombie-queued-acks1", 1));
+  queued.push_back(ProduceRecordAsync(**old_conn, topic, 0, "zombie-queued-acksall", -1));
   std::this_thread::sleep_for(100ms);
   cluster.Cont(Role::kBroker, before.leader);
   for (auto& f : queued) {
@@ -147,7 +82,7 @@ TEST(ClusterStoppedLeaderTest, ResumedOldLeaderAcknowledgesNoWrite) {
     auto conn = cluster.Connect(Role::kBroker, before.leader);
     ASSERT_TRUE(conn.ok()) << conn.status();
     for (int acks : {1, -1}) {
-      auto r = ProduceAsync(**conn, topic, absl::StrCat("zombie-new-", attempts++), acks).get();
+      auto r = ProduceRecordAsync(**conn, topic, 0, absl::StrCat("zombie-new-", attempts++), acks).get();
       EXPECT_FALSE(Acknowledged(r, &why)) << "acks=" << acks << ": the old leader acknowledged";
     }
     std::this_thread::sleep_for(200ms);

@@ -19,7 +19,8 @@ TEST(TopicConfigTest, ValidConfigsConvert) {
                                {"retention.bytes", "1000000000"},
                                {"max.message.bytes", "1048588"},
                                {"min.insync.replicas", "2"},
-                               {"index.interval.bytes", "4096"}});
+                               {"index.interval.bytes", "4096"},
+                               {"unclean.leader.election.enable", "true"}});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->flush_policy(), proto::FLUSH_INTERVAL);
   EXPECT_EQ(c->flush_interval_ms(), 250);
@@ -30,7 +31,9 @@ TEST(TopicConfigTest, ValidConfigsConvert) {
   EXPECT_EQ(c->max_message_bytes(), 1048588);
   EXPECT_EQ(c->min_insync_replicas(), 2);
   EXPECT_EQ(c->index_interval_bytes(), 4096);
-  EXPECT_EQ(TopicConfigToMap(*c).size(), 9u);
+  EXPECT_TRUE(c->unclean_leader_election());
+  EXPECT_EQ(TopicConfigToMap(*c).size(), 10u);
+  EXPECT_EQ(TopicConfigToMap(*c).at("unclean.leader.election.enable"), "true");
   EXPECT_EQ(TopicConfigToMap(*c).at("flush.policy"), "interval");
 }
 
@@ -54,6 +57,7 @@ TEST(TopicConfigTest, BadConfigsAreInvalidArgument) {
       {{"max.message.bytes", "3000000000"}},  // over int32
       {{"min.insync.replicas", "0"}},
       {{"index.interval.bytes", ""}},
+      {{"unclean.leader.election.enable", "yes"}},
       {{"flush.policy", "always"}, {"flush.ms", "10"}},
   };
   for (const auto& m : bad) {
