@@ -932,6 +932,7 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
       c->set_coordinator_id(m.id.value());
       c->set_host(m.host);
       c->set_port(m.port);
+      c->set_term(-1);
       c->set_match_index(-1);
       c->set_last_contact_ms(-1);
       if (m.id == options.id) {

@@ -95,7 +95,7 @@ void PrintText(const client::ClusterInfo& info) {
   for (const auto& c : info.coordinators) {
     rows.push_back({absl::StrCat(c.id, c.id == info.leader_id ? "*" : ""),
                     absl::StrCat(c.host, ":", c.port), c.role.empty() ? "unknown" : c.role,
-                    absl::StrCat(c.term), Known(c.match_index), Known(c.last_contact_ms)});
+                    Known(c.term), Known(c.match_index), Known(c.last_contact_ms)});
   }
   PrintTable(rows);
   std::printf("\n");

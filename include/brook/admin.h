@@ -56,7 +56,7 @@ struct CoordinatorStatus {
   std::string host;
   int32_t port = 0;
   std::string role;             // leader, follower, candidate, unknown
-  int64_t term = 0;
+  int64_t term = -1;            // -1 unknown (the answering member knows its own, the leader its followers')
   int64_t match_index = -1;     // known only to the leader; -1 unknown
   int64_t last_contact_ms = -1;  // known only to the leader; -1 unknown
 };
