@@ -321,15 +321,15 @@ bool ReplicaFetcher::Fetch(const std::shared_ptr<rpc::RpcClient>& c,
         });
         continue;
       }
-      // Under flush `always` a replica reports (by its next fetch offset)
-      // only what it has fsynced, so acks=all means durable on every
-      // in-sync replica.
+      // Under flush `always` the follower's fsync is a group commit on the
+      // flusher thread, off the replication path (Kafka's rule: the leader
+      // counts what a follower has appended). A failed fsync fails the log
+      // for good, and later appends are refused.
       if (log.config().flush_policy == storage::FlushPolicy::kAlways) {
-        absl::Status s = log.Sync();
-        if (!s.ok()) {
-          spdlog::error("partition {}: fsync failed: {}", tp.ToString(), s.ToString());
-          continue;
-        }
+        const std::string name = tp.ToString();
+        log.WhenDurable(appended->last_offset, [name](absl::Status s) {
+          if (!s.ok()) spdlog::error("partition {}: fsync failed: {}", name, s.ToString());
+        });
       }
     }
     e.p->SetFollowerHighWatermark(Offset(res.high_watermark()));
