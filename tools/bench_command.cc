@@ -432,21 +432,6 @@ double PercentileMs(const std::vector<int64_t>& sorted, double q) {
   return static_cast<double>(sorted[rank - 1]) / 1e6;
 }
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += absl::StrFormat("\\u%04x", static_cast<int>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 void PrintResult(const BenchOptions& o, Result& r) {
   const double rps = r.seconds > 0 ? r.records / r.seconds : 0;
   const double mbps = r.seconds > 0 ? r.bytes / r.seconds / 1e6 : 0;

@@ -1,10 +1,12 @@
 // Helpers shared by the `brook` subcommands: error reporting and checks.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "brook/admin.h"
 #include "tools/commands.h"
 
@@ -61,6 +63,42 @@ bool WantsHelp(const std::vector<std::string>& args) {
     if (a == "--help" || a == "-h") return true;
   }
   return false;
+}
+
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  if (rows.empty()) return;
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size() && c < width.size(); ++c) {
+      width[c] = std::max(width[c], row[c].size());
+    }
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      if (c + 1 == row.size() || c >= width.size()) {
+        line += row[c];
+      } else {
+        line += absl::StrFormat("%-*s  ", static_cast<int>(width[c]), row[c]);
+      }
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += absl::StrFormat("\\u%04x", static_cast<int>(static_cast<unsigned char>(c)));
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
 }
 
 }  // namespace brook::tools

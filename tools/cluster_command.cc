@@ -27,28 +27,13 @@ const char kClusterUsage[] =
 
 namespace {
 
-std::string Quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 std::string Json(const client::ClusterInfo& info) {
   std::vector<std::string> coords;
   for (const auto& c : info.coordinators) {
     coords.push_back(absl::StrFormat(
         "{\"id\":%d,\"address\":%s,\"role\":%s,\"term\":%d,\"leader\":%s,\"match_index\":%d,"
         "\"last_contact_ms\":%d}",
-        c.id, Quote(absl::StrCat(c.host, ":", c.port)), Quote(c.role), c.term,
+        c.id, JsonString(absl::StrCat(c.host, ":", c.port)), JsonString(c.role), c.term,
         c.id == info.leader_id ? "true" : "false", c.match_index, c.last_contact_ms));
   }
   std::vector<std::string> brokers;
@@ -56,7 +41,7 @@ std::string Json(const client::ClusterInfo& info) {
     brokers.push_back(absl::StrFormat(
         "{\"id\":%d,\"address\":%s,\"epoch\":%d,\"live\":%s,\"fenced\":%s,"
         "\"lease_remaining_ms\":%d,\"leaders\":%d,\"replicas\":%d}",
-        b.id, Quote(absl::StrCat(b.host, ":", b.port)), b.broker_epoch, b.live ? "true" : "false",
+        b.id, JsonString(absl::StrCat(b.host, ":", b.port)), b.broker_epoch, b.live ? "true" : "false",
         b.fenced ? "true" : "false", b.lease_remaining_ms, b.leader_count, b.replica_count));
   }
   return absl::StrFormat(
@@ -64,24 +49,6 @@ std::string Json(const client::ClusterInfo& info) {
       "\"commit_index\":%d,\"coordinators\":[%s],\"brokers\":[%s]}",
       info.answered_by, info.leader_id, info.term, info.metadata_offset, info.commit_index,
       absl::StrJoin(coords, ","), absl::StrJoin(brokers, ","));
-}
-
-void PrintTable(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width(rows[0].size(), 0);
-  for (const auto& row : rows) {
-    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t c = 0; c < row.size(); ++c) {
-      if (c + 1 == row.size()) {
-        line += row[c];
-      } else {
-        line += absl::StrFormat("%-*s  ", static_cast<int>(width[c]), row[c]);
-      }
-    }
-    std::printf("%s\n", line.c_str());
-  }
 }
 
 std::string Known(int64_t v) { return v < 0 ? "-" : absl::StrCat(v); }

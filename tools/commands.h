@@ -32,6 +32,14 @@ absl::Status CheckTopicExists(const std::string& nameservers, const std::string&
 // Whether `args` asks for help (--help or -h before any "--").
 bool WantsHelp(const std::vector<std::string>& args);
 
+// Prints `rows` (the first is the header) to stdout as columns as wide as
+// their widest cell, two spaces apart.
+void PrintTable(const std::vector<std::vector<std::string>>& rows);
+
+// `s` as a JSON string literal (quotes, backslashes and control characters
+// escaped).
+std::string JsonString(const std::string& s);
+
 int RunTopic(const std::vector<std::string>& args, const std::string& nameservers);
 int RunProduce(const std::vector<std::string>& args, const std::string& nameservers);
 int RunConsume(const std::vector<std::string>& args, const std::string& nameservers);

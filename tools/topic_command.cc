@@ -98,7 +98,6 @@ int Describe(const ParsedArgs& args, const std::string& nameservers) {
     for (const auto& [k, v] : info->configs) kvs.push_back(absl::StrCat(k, "=", v));
     std::printf("Configs: %s\n", absl::StrJoin(kvs, ",").c_str());
   }
-  // Column widths fit the widest cell of each column.
   std::vector<std::vector<std::string>> rows = {
       {"PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "HIGH-WATERMARK"}};
   for (const client::PartitionInfo& p : info->partitions) {
@@ -106,21 +105,7 @@ int Describe(const ParsedArgs& args, const std::string& nameservers) {
                     absl::StrCat(p.leader_epoch), JoinIds(p.replicas), JoinIds(p.isr),
                     OffsetText(p.log_start_offset), OffsetText(p.high_watermark)});
   }
-  std::vector<size_t> width(rows[0].size(), 0);
-  for (const auto& row : rows) {
-    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t c = 0; c < row.size(); ++c) {
-      if (c + 1 == row.size()) {
-        line += row[c];
-      } else {
-        line += absl::StrFormat("%-*s  ", static_cast<int>(width[c]), row[c]);
-      }
-    }
-    std::printf("%s\n", line.c_str());
-  }
+  PrintTable(rows);
   return kExitOk;
 }
 
