@@ -1,8 +1,8 @@
 // RaftHost (coordinator/raft_host.h) with three members on real loopback
 // RpcServers and real storage in temp directories: election, proposals
 // applied in the same order everywhere, failover when the leader stops,
-// restart from disk, snapshots with compaction and restore, and a single
-// member that leads at once.
+// restart from disk, snapshots with compaction and restore, a single
+// member that leads at once, and hostile API_RAFT input.
 #include "coordinator/raft_host.h"
 
 #include <stdlib.h>
@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "common/errors.h"
+#include "common/rpc/client.h"
 #include "gtest/gtest.h"
 
 namespace brook::coordinator {
@@ -340,6 +341,73 @@ TEST_F(RaftHostTest, SingleMemberLeadsAtOnce) {
   StopHost(0);
   StartHost(0);
   EXPECT_EQ(Applied(0), std::vector<std::string>{"only"});
+}
+
+// Hostile API_RAFT input: an unparsable header and an unknown message type
+// are refused with INVALID_REQUEST; messages from a process outside the
+// quorum (or addressed to another member) are ignored, so a stray process
+// with a high term cannot depose the leader. The host keeps serving.
+TEST_F(RaftHostTest, BadAndForeignRaftMessagesChangeNothing) {
+  MakeMembers(1);
+  StartHost(0);
+  rpc::IoThread io;
+  auto conn = rpc::RpcClient::Connect(io.io(), "127.0.0.1", members_[0]->server->port());
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  Term term_before;
+  {
+    std::lock_guard<std::mutex> lock(members_[0]->mu);
+    term_before = members_[0]->host->status().term;
+  }
+
+  {
+    // Read as a RaftRequest, this header's field 1 is a RaftMessage whose
+    // bytes ("\x08": a tag with no value) are truncated: unparsable.
+    proto::DescribeTopicRequest bad;
+    bad.set_topic("\x08");
+    proto::RaftResponse out;
+    auto r = (*conn)->CallSync(proto::API_RAFT, 0, bad, {}, &out, 5s);
+    EXPECT_EQ(ToErrorCode(r.status()), proto::INVALID_REQUEST) << r.status();
+  }
+  {
+    proto::RaftRequest req;
+    proto::RaftMessage* m = req.add_messages();
+    m->set_type(99);
+    m->set_from(1);
+    m->set_to(1);
+    proto::RaftResponse out;
+    auto r = (*conn)->CallSync(proto::API_RAFT, 0, req, {}, &out, 5s);
+    EXPECT_EQ(ToErrorCode(r.status()), proto::INVALID_REQUEST) << r.status();
+  }
+  {
+    // A vote request from id 7 (not a member) with a far higher term, and one
+    // from member 1 to id 5: both ignored.
+    proto::RaftRequest req;
+    raft::Message vote;
+    vote.type = raft::MessageType::kRequestVote;
+    vote.from = NodeId(7);
+    vote.to = NodeId(1);
+    vote.term = Term(term_before.value() + 100);
+    vote.last_log_index = raft::LogIndex(1000);
+    vote.last_log_term = Term(term_before.value() + 100);
+    *req.add_messages() = ToProto(vote);
+    vote.from = NodeId(1);
+    vote.to = NodeId(5);
+    *req.add_messages() = ToProto(vote);
+    proto::RaftResponse out;
+    auto r = (*conn)->CallSync(proto::API_RAFT, 0, req, {}, &out, 5s);
+    EXPECT_TRUE(r.ok()) << r.status();
+  }
+  std::this_thread::sleep_for(50ms);
+  {
+    std::lock_guard<std::mutex> lock(members_[0]->mu);
+    RaftHostStatus st = members_[0]->host->status();
+    EXPECT_EQ(st.term, term_before);
+    EXPECT_EQ(st.leader, NodeId(1));
+    EXPECT_TRUE(st.serving);
+  }
+  auto p = Propose(0, {"still-serving"});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(Applied(0), std::vector<std::string>{"still-serving"});
 }
 
 }  // namespace
