@@ -1110,6 +1110,16 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(storage::FileSyst
           absl::StrCat("coordinator ", options.id.value(), " is not a member of its quorum"));
     }
   }
+  // A data directory written before the metadata moved onto Raft keeps its
+  // records in coordinator/metadata, which is not read any more. Starting
+  // with an empty Raft log would make the broker delete every partition
+  // directory it holds as belonging to no topic: refuse instead.
+  if (fs->Exists(options.data_dir + "/metadata") && !fs->Exists(options.data_dir + "/raft")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "'", options.data_dir,
+        "/metadata' holds a metadata log of a Brook version before the Raft quorum; it is not "
+        "migrated. Move the data directory away (or delete it) and start again."));
+  }
   auto impl = std::make_shared<Impl>(std::move(options), io);
   RaftHostOptions ro;
   ro.id = impl->options.id;

@@ -733,6 +733,18 @@ TEST_F(CoordinatorTest, DescribeClusterAndAdminCluster) {
   admin.Stop();
 }
 
+// A data directory from before the Raft quorum (coordinator/metadata, no
+// coordinator/raft) is refused with a clear error: opening it with an empty
+// log would make the broker delete the partitions it holds.
+TEST_F(CoordinatorTest, PreRaftMetadataDirectoryIsRefused) {
+  ASSERT_TRUE(std::filesystem::create_directories(dir_ + "/metadata"));
+  auto c = Coordinator::Open(storage::DefaultFileSystem(), nullptr, options_, io_);
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(c.status())) << c.status();
+  EXPECT_NE(c.status().message().find("not migrated"), absl::string_view::npos) << c.status();
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/raft"));
+}
+
 TEST_F(CoordinatorTest, SnapshotsKeepTheImageAcrossRestart) {
   options_.raft_snapshot_entries = 3;
   Start();
