@@ -37,6 +37,18 @@ static absl::StatusCode CanonicalFor(proto::ErrorCode code) {
     case ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND:
     case ErrorCode::SHUTTING_DOWN: return absl::StatusCode::kUnavailable;
     case ErrorCode::STALE_BROKER_EPOCH: return absl::StatusCode::kFailedPrecondition;
+    case ErrorCode::UNKNOWN_MEMBER_ID:
+    case ErrorCode::ILLEGAL_GENERATION:
+    case ErrorCode::FENCED_INSTANCE_ID:
+    case ErrorCode::NON_EMPTY_GROUP:
+    case ErrorCode::MEMBER_ID_REQUIRED: return absl::StatusCode::kFailedPrecondition;
+    case ErrorCode::REBALANCE_IN_PROGRESS: return absl::StatusCode::kAborted;
+    case ErrorCode::GROUP_ID_NOT_FOUND: return absl::StatusCode::kNotFound;
+    case ErrorCode::GROUP_MAX_SIZE_REACHED: return absl::StatusCode::kResourceExhausted;
+    case ErrorCode::INCONSISTENT_GROUP_PROTOCOL:
+    case ErrorCode::INVALID_SESSION_TIMEOUT:
+    case ErrorCode::INVALID_GROUP_ID:
+    case ErrorCode::OFFSET_METADATA_TOO_LARGE: return absl::StatusCode::kInvalidArgument;
     case ErrorCode::INVALID_REPLICATION_FACTOR:
     case ErrorCode::INVALID_TOPIC:
     case ErrorCode::FRAME_TOO_LARGE:
@@ -104,6 +116,7 @@ bool IsRetriable(proto::ErrorCode code) {
     case ErrorCode::FENCED_LEADER_EPOCH:
     case ErrorCode::UNKNOWN_LEADER_EPOCH:
     case ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    case ErrorCode::REBALANCE_IN_PROGRESS:
     case ErrorCode::SHUTTING_DOWN: return true;
     default: return false;
   }
