@@ -100,9 +100,7 @@ class Admin {
   // them (API_DESCRIBE_CLUSTER). Asks any coordinator the name servers know
   // and then the leader it names; when no leader answers, returns what a
   // follower knows (no brokers).
-  virtual absl::StatusOr<ClusterInfo> DescribeCluster() {
-    return absl::UnimplementedError("DescribeCluster is not implemented by this Admin");
-  }
+  virtual absl::StatusOr<ClusterInfo> DescribeCluster() = 0;
 };
 
 }  // namespace brook::client
