@@ -825,16 +825,20 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
         set_error(proto::CORRUPT_MESSAGE, "no record batch for this partition");
         continue;
       }
-      proto::PartitionAssignment assignment = p->assignment();
-      const int32_t min_isr = MinInsyncReplicas(assignment);
       const bool wait_ack = ctx->acks == -1 && replicated;
-      if (wait_ack && static_cast<int64_t>(p->isr_size()) < min_isr) {
-        set_error(proto::NOT_ENOUGH_REPLICAS,
-                  absl::StrCat("in-sync set of ", p->tp().ToString(), " has ", p->isr_size(),
-                               " member(s), min.insync.replicas is ", min_isr));
-        continue;
+      // Only acks=all needs the topic's min.insync.replicas: the assignment
+      // (a proto copy under the partition's lock) stays off the acks=1 path.
+      int32_t min_isr = 0;
+      if (wait_ack) {
+        min_isr = MinInsyncReplicas(p->assignment());
+        if (static_cast<int64_t>(p->isr_size()) < min_isr) {
+          set_error(proto::NOT_ENOUGH_REPLICAS,
+                    absl::StrCat("in-sync set of ", p->tp().ToString(), " has ", p->isr_size(),
+                                 " member(s), min.insync.replicas is ", min_isr));
+          continue;
+        }
       }
-      auto appended = p->log().Append(data, LeaderEpoch(assignment.leader_epoch()));
+      auto appended = p->log().Append(data, p->leader_epoch());
       if (!appended.ok()) {
         set_error(ToErrorCode(appended.status()), std::string(appended.status().message()));
         continue;

@@ -166,27 +166,27 @@ do_start() {
   }
   mkdir -p "$dir"
   echo "BROOK_CLUSTER_PORT_OFFSET=$off" >"$dir/ports.env"
-  local n name todo=()
+  local n name missing=()
   for n in "${nodes[@]}"; do
-    pid_of "$(field "$n" 0)" >/dev/null || todo+=("$n")
+    pid_of "$(field "$n" 0)" >/dev/null || missing+=("$n")
   done
-  if [ ${#todo[@]} -lt ${#nodes[@]} ] && [ ${#todo[@]} -gt 0 ]; then
+  if [ ${#missing[@]} -lt ${#nodes[@]} ] && [ ${#missing[@]} -gt 0 ]; then
     echo "some processes already run in $dir; starting the others"
   fi
   # Name servers and the whole quorum first (a coordinator needs its peers to
   # elect a leader), then the brokers.
   local failed=0
-  for n in "${todo[@]}"; do
+  for n in "${missing[@]}"; do
     [ "$(field "$n" 1)" = broker ] || start_node "$n"
   done
-  for n in "${todo[@]}"; do
+  for n in "${missing[@]}"; do
     [ "$(field "$n" 1)" = broker ] || wait_ready "$(field "$n" 0)" || failed=1
   done
   if [ $failed -eq 0 ]; then
-    for n in "${todo[@]}"; do
+    for n in "${missing[@]}"; do
       if [ "$(field "$n" 1)" = broker ]; then start_node "$n"; fi
     done
-    for n in "${todo[@]}"; do
+    for n in "${missing[@]}"; do
       [ "$(field "$n" 1)" = broker ] || continue
       name=$(field "$n" 0)
       { wait_ready "$name" && wait_healthy "$name" "$(field "$n" 4)"; } || failed=1

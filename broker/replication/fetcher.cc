@@ -181,12 +181,12 @@ void ReplicaFetcher::Run() {
 }
 
 bool ReplicaFetcher::Truncate(const std::shared_ptr<rpc::RpcClient>& c,
-                              const std::vector<std::pair<TopicPartition, Entry>>& todo) {
+                              const std::vector<std::pair<TopicPartition, Entry>>& pending) {
   proto::OffsetForLeaderEpochRequest req;
   req.set_replica_id(options_.self_id);
   std::vector<const std::pair<TopicPartition, Entry>*> asked;
   std::vector<LeaderEpoch> asked_epochs;
-  for (const auto& item : todo) {
+  for (const auto& item : pending) {
     const Entry& e = item.second;
     std::optional<LeaderEpoch> latest = e.p->log().latest_epoch();
     if (!latest.has_value()) {
@@ -250,14 +250,14 @@ bool ReplicaFetcher::Truncate(const std::shared_ptr<rpc::RpcClient>& c,
 }
 
 bool ReplicaFetcher::Fetch(const std::shared_ptr<rpc::RpcClient>& c,
-                           const std::vector<std::pair<TopicPartition, Entry>>& todo) {
+                           const std::vector<std::pair<TopicPartition, Entry>>& pending) {
   proto::FetchRequest req;
   req.set_replica_id(options_.self_id);
   req.set_broker_epoch(options_.broker_epoch ? options_.broker_epoch() : 0);
   req.set_max_wait_ms(static_cast<int32_t>(options_.fetch_wait_ms));
   req.set_min_bytes(1);
   req.set_max_bytes(options_.max_bytes);
-  for (const auto& [tp, e] : todo) {
+  for (const auto& [tp, e] : pending) {
     auto* fp = req.add_partitions();
     fp->set_topic(tp.topic);
     fp->set_partition(tp.partition.value());
@@ -278,9 +278,9 @@ bool ReplicaFetcher::Fetch(const std::shared_ptr<rpc::RpcClient>& c,
   }
   const std::vector<uint8_t>& payload = *r;
   size_t pos = 0;
-  for (int i = 0; i < resp.partitions_size() && i < static_cast<int>(todo.size()); ++i) {
+  for (int i = 0; i < resp.partitions_size() && i < static_cast<int>(pending.size()); ++i) {
     const auto& res = resp.partitions(i);
-    const auto& [tp, e] = todo[static_cast<size_t>(i)];
+    const auto& [tp, e] = pending[static_cast<size_t>(i)];
     std::span<const uint8_t> data;
     if (res.size() > 0 && pos + res.size() <= payload.size()) {
       data = std::span<const uint8_t>(payload.data() + pos, res.size());

@@ -87,12 +87,12 @@ class ReplicaFetcher {
   void Sleep(int64_t ms);
   std::shared_ptr<rpc::RpcClient> EnsureConnected();
   void DropConnection(const std::shared_ptr<rpc::RpcClient>& c);
-  // Runs OffsetForLeaderEpoch for the `todo` partitions. False on a
+  // Runs OffsetForLeaderEpoch for the `pending` partitions. False on a
   // connection failure.
   bool Truncate(const std::shared_ptr<rpc::RpcClient>& c,
-                const std::vector<std::pair<TopicPartition, Entry>>& todo);
+                const std::vector<std::pair<TopicPartition, Entry>>& pending);
   bool Fetch(const std::shared_ptr<rpc::RpcClient>& c,
-             const std::vector<std::pair<TopicPartition, Entry>>& todo);
+             const std::vector<std::pair<TopicPartition, Entry>>& pending);
   // Applies `f` to the entry of `tp` if it is still the same follow
   // (partition object and epoch).
   void Update(const TopicPartition& tp, const Entry& seen, const std::function<void(Entry&)>& f);
