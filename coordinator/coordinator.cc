@@ -26,12 +26,13 @@
 #include "common/check.h"
 #include "common/errors.h"
 #include "common/http/metrics.h"
+#include "coordinator/admin_json.h"
 #include "coordinator/controller.h"
+#include "coordinator/group_service.h"
 #include "coordinator/metadata_log.h"
 #include "coordinator/metadata_state.h"
 #include "coordinator/raft_host.h"
 #include "google/protobuf/struct.pb.h"
-#include "google/protobuf/util/json_util.h"
 #include "proto/metadata.pb.h"
 #include "spdlog/spdlog.h"
 
@@ -71,35 +72,6 @@ absl::Status ValidateTopicConfig(const proto::TopicConfig& c, int32_t replicatio
   return absl::OkStatus();
 }
 
-google::protobuf::Value NumberValue(double v) {
-  google::protobuf::Value out;
-  out.set_number_value(v);
-  return out;
-}
-google::protobuf::Value StringValue(const std::string& v) {
-  google::protobuf::Value out;
-  out.set_string_value(v);
-  return out;
-}
-google::protobuf::Value BoolValue(bool v) {
-  google::protobuf::Value out;
-  out.set_bool_value(v);
-  return out;
-}
-
-http::HttpResponse JsonResponse(const google::protobuf::Message& msg) {
-  http::HttpResponse resp;
-  google::protobuf::util::JsonPrintOptions options;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = true;
-  auto s = google::protobuf::util::MessageToJsonString(msg, &resp.body, options);
-  if (!s.ok()) {
-    resp.status = 500;
-    resp.content_type = "text/plain";
-    resp.body = "cannot render JSON";
-  }
-  return resp;
-}
 
 }  // namespace
 
@@ -148,12 +120,33 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
                                          "Brokers fenced (lease lost or shut down)");
     members = options.quorum;
     if (members.empty()) members.push_back(CoordinatorMember{options.id, "", 0});
+    GroupServiceOptions go;
+    go.id = options.id;
+    go.config = options.groups;
+    groups = std::make_unique<GroupService>(
+        std::move(go),
+        [this](std::vector<std::string> entries, std::function<void(absl::Status)> done) {
+          raft->Propose(std::move(entries), [done = std::move(done)](
+                                                absl::StatusOr<raft::LogIndex> r) {
+            done(r.status());
+          });
+        },
+        [this] {
+          absl::MutexLock lock(&mu);
+          return NotCoordinatorMessage();
+        });
   }
 
   const CoordinatorOptions options;
   boost::asio::io_context& io;
   // Set once by Open before any thread but the Raft thread uses the Impl.
   std::unique_ptr<RaftHost> raft;
+  // Consumer groups: the shadow fed by OnApply / OnRestore, the active group
+  // coordinator while this member serves. Started by Open once `raft` is set.
+  std::unique_ptr<GroupService> groups;
+  // What GroupService::SetLeadership was last told (Raft thread).
+  bool groups_serving = false;
+  Term groups_term;
   metrics::Gauge* topics_gauge;
   metrics::Gauge* brokers_gauge;
   metrics::Counter* appends_counter;
@@ -200,6 +193,21 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
                        record.status().ToString());
       return;
     }
+    if (groups::GroupCoordinator::IsGroupRecord(*record)) {
+      // Consumer group records advance the metadata offset only; parked
+      // broker heartbeats are not woken for them.
+      {
+        absl::MutexLock lock(&mu);
+        if (absl::Status s = state.Apply(Offset(index.value()), *record); !s.ok()) {
+          spdlog::error("coordinator: metadata entry {} not applied: {}", index.value(),
+                        s.ToString());
+          return;
+        }
+        appends_counter->Inc();
+      }
+      groups->ApplyCommitted(*record);
+      return;
+    }
     std::vector<Wakeup> wakeups;
     {
       absl::MutexLock lock(&mu);
@@ -213,6 +221,7 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
       UpdateGauges();
       wakeups = TakeWakeups();
     }
+    if (record->has_remove_topic()) groups->ForgetHighWatermarks(record->remove_topic().name());
     Send(std::move(wakeups));
   }
 
@@ -242,6 +251,9 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
   absl::Status OnRestore(const raft::Snapshot& snapshot) {
     auto decoded = DecodeMetadataSnapshot(snapshot.data);
     if (!decoded.ok()) return decoded.status();
+    if (absl::Status s = groups->Restore(decoded->group_records()); !s.ok()) return s;
+    // Topics may be gone; leaders report again within a heartbeat.
+    groups->ClearHighWatermarks();
     absl::MutexLock lock(&mu);
     if (absl::Status s = state.Restore(*decoded); !s.ok()) return s;
     UpdateGauges();
@@ -249,13 +261,21 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
   }
 
   std::string OnTakeSnapshot() {
-    absl::MutexLock lock(&mu);
-    return EncodeMetadataSnapshot(state.ToSnapshot());
+    proto::MetadataSnapshot snapshot;
+    {
+      absl::MutexLock lock(&mu);
+      snapshot = state.ToSnapshot();
+    }
+    for (proto::MetadataRecord& r : groups->SnapshotRecords()) {
+      *snapshot.add_group_records() = std::move(r);
+    }
+    return EncodeMetadataSnapshot(snapshot);
   }
 
   void OnStateChanged(const RaftHostStatus& st) {
     std::vector<rpc::Request> to_fail;
     std::string why;
+    bool now_serving;
     {
       absl::MutexLock lock(&mu);
       term_gauge->Set(static_cast<double>(st.term.value()));
@@ -285,8 +305,16 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
         parked.clear();
         why = NotCoordinatorMessage();
       }
+      now_serving = serving;
     }
     for (const rpc::Request& r : to_fail) r.RespondError(ErrorCode::NOT_COORDINATOR, why);
+    // The group coordinator follows: created (from the replica) when this
+    // member starts serving, unloaded when it stops.
+    if (now_serving != groups_serving || (now_serving && st.term != groups_term)) {
+      groups_serving = now_serving;
+      groups_term = st.term;
+      groups->SetLeadership(now_serving, st.term.value());
+    }
   }
 
   // ---- helpers ------------------------------------------------------------
@@ -302,6 +330,10 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
       return absl::StrCat("leader is coordinator ", leader->value());
     }
     if (leader == options.id) {
+      if (closed) {
+        return absl::StrCat("coordinator ", options.id.value(),
+                            " is shutting down and handing over its leadership");
+      }
       return absl::StrCat("coordinator ", options.id.value(),
                           " was just elected leader and is not serving yet");
     }
@@ -710,6 +742,7 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
         return;
       }
       if (!MustRegister(reg, in)) {
+        RecordHighWatermarks(in);
         lease_deadlines[info.broker_id()] =
             Clock::now() + std::chrono::milliseconds(options.broker_lease_ms);
         const int64_t current = state.last_offset().value();
@@ -726,6 +759,25 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
       }
     }
     Enqueue([self = shared_from_this(), req, in = std::move(in)] { self->RegisterBroker(req, in); });
+  }
+
+  // The reported high watermarks of the partitions the broker currently leads
+  // (others are stale reports of a former leader) go to the group service.
+  void RecordHighWatermarks(const proto::BrokerHeartbeatRequest& in)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (in.high_watermarks().empty()) return;
+    std::vector<GroupService::HighWatermark> hws;
+    hws.reserve(in.high_watermarks_size());
+    for (const proto::PartitionHighWatermark& hw : in.high_watermarks()) {
+      const proto::TopicDescription* t = state.FindTopic(hw.topic());
+      if (t == nullptr || hw.partition() < 0 || hw.partition() >= t->partitions_size() ||
+          t->partitions(hw.partition()).leader() != in.broker().broker_id() ||
+          hw.high_watermark() < 0) {
+        continue;
+      }
+      hws.push_back({hw.topic(), hw.partition(), hw.high_watermark()});
+    }
+    groups->SetHighWatermarks(hws);
   }
 
   // Controller thread: registers (or re-registers) the broker, then answers.
@@ -1042,9 +1094,12 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
     for (const rpc::Request& r : to_fail) {
       r.RespondError(ErrorCode::SHUTTING_DOWN, "coordinator is shutting down");
     }
+    groups->BeginClose();
     HandOffLeadership();
     // Stopping Raft first fails a proposal the controller may be waiting on.
     absl::Status st = raft->Stop();
+    // Then the group thread answers what waited on its proposals and stops.
+    groups->Close();
     std::deque<std::function<void()>> left;
     {
       std::lock_guard<std::mutex> lock(task_mu);
@@ -1055,6 +1110,19 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
     if (controller.joinable()) controller.join();
     for (auto& task : left) task();  // each answers SHUTTING_DOWN
     return st;
+  }
+
+  // ---- consumer groups ------------------------------------------------------
+
+  void HandleGroupRequest(const rpc::Request& req) {
+    {
+      absl::MutexLock lock(&mu);
+      if (closed) {
+        req.RespondError(ErrorCode::SHUTTING_DOWN, "coordinator is shutting down");
+        return;
+      }
+    }
+    groups->Handle(req);
   }
 
   // ---- admin ----------------------------------------------------------------
@@ -1147,6 +1215,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(storage::FileSyst
                  impl->options.id.value(), impl->state.last_offset().value(),
                  impl->state.topics().size(), impl->state.brokers().size(), impl->members.size());
   }
+  impl->groups->Start();
   impl->controller = std::thread([raw] { raw->ControllerLoop(); });
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(impl)));
 }
@@ -1188,6 +1257,12 @@ void Coordinator::RegisterApis(rpc::RpcServer& server) {
   server.Register(proto::API_ALTER_ISR, 0, bind(&Impl::HandleAlterIsr));
   server.Register(proto::API_BROKER_SHUTDOWN, 0, bind(&Impl::HandleBrokerShutdown));
   server.Register(proto::API_DESCRIBE_CLUSTER, 0, bind(&Impl::HandleDescribeCluster));
+  for (proto::Api api :
+       {proto::API_JOIN_GROUP, proto::API_SYNC_GROUP, proto::API_HEARTBEAT, proto::API_LEAVE_GROUP,
+        proto::API_OFFSET_COMMIT, proto::API_OFFSET_FETCH, proto::API_LIST_GROUPS,
+        proto::API_DESCRIBE_GROUPS, proto::API_DELETE_GROUPS}) {
+    server.Register(api, 0, bind(&Impl::HandleGroupRequest));
+  }
   impl_->raft->RegisterApis(server);
 }
 
@@ -1212,6 +1287,10 @@ void Coordinator::RegisterAdmin(http::AdminServer& admin) {
     auto self = weak.lock();
     return self ? JsonResponse(self->DescribeCluster()) : gone();
   });
+  admin.Handle("/admin/groups", [weak, gone](const http::HttpRequest&) {
+    auto self = weak.lock();
+    return self ? self->groups->AdminGroups() : gone();
+  });
 }
 
 absl::Status Coordinator::Close() { return impl_->Close(); }
@@ -1225,6 +1304,8 @@ bool Coordinator::serving() const {
   absl::MutexLock lock(&impl_->mu);
   return impl_->serving;
 }
+
+bool Coordinator::serving_groups() const { return impl_->groups->active(); }
 
 proto::DescribeClusterResponse Coordinator::DescribeCluster() const {
   return impl_->DescribeCluster();

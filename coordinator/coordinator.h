@@ -6,7 +6,8 @@
 // broker leases and runs the controller loop (fencing lapsed brokers,
 // electing leaders, preferred-leader rebalancing). Followers answer
 // NOT_COORDINATOR naming the leader, except for API_DESCRIBE_CLUSTER and
-// API_RAFT.
+// API_RAFT. The leader also serves the consumer group APIs 50..58 through
+// its active group coordinator (group_service.h, docs/groups.md).
 //
 // Thread-safety: every public method is thread-safe. RPC handlers run on the
 // io_context's threads and never wait for a commit: mutations are queued to
@@ -30,6 +31,7 @@
 #include "common/http/admin_server.h"
 #include "common/rpc/server.h"
 #include "common/types.h"
+#include "coordinator/groups/group_coordinator.h"
 #include "proto/brook.pb.h"
 
 namespace brook::coordinator {
@@ -55,6 +57,9 @@ struct CoordinatorOptions {
   int64_t raft_snapshot_entries = 10000;  // 0: never snapshot
   int64_t leader_rebalance_interval_ms = 30000;  // 0: off
   int64_t controller_interval_ms = 100;  // lease checks and leader elections
+  // The consumer group coordinator's settings (member_id_nonce is set per
+  // leadership term).
+  groups::GroupConfig groups;
 };
 
 class Coordinator {
@@ -78,13 +83,15 @@ class Coordinator {
 
   // API_CREATE_TOPIC, API_DELETE_TOPIC, API_LIST_TOPICS, API_DESCRIBE_TOPIC,
   // API_BROKER_HEARTBEAT, API_ALTER_ISR, API_BROKER_SHUTDOWN,
-  // API_DESCRIBE_CLUSTER and API_RAFT. Handlers hold only a weak reference:
+  // API_DESCRIBE_CLUSTER, API_RAFT and the group APIs 50..58
+  // (API_JOIN_GROUP .. API_DELETE_GROUPS). Handlers hold only a weak reference:
   // requests arriving after Close are answered SHUTTING_DOWN. A long-poll
   // heartbeat is held at most min(max_wait_ms, broker_lease_ms / 3), so a
   // parked broker renews its lease in time.
   void RegisterApis(rpc::RpcServer& server);
 
-  // GET /admin/topics, /admin/brokers and /admin/cluster as JSON.
+  // GET /admin/topics, /admin/brokers, /admin/cluster and /admin/groups as
+  // JSON.
   void RegisterAdmin(http::AdminServer& admin);
 
   // Answers parked heartbeats with SHUTTING_DOWN, refuses later requests,
@@ -97,6 +104,8 @@ class Coordinator {
 
   // This member leads the quorum and has applied its first entry of the term.
   bool serving() const;
+  // This member runs the active group coordinator (it serves APIs 50..58).
+  bool serving_groups() const;
   // The API_DESCRIBE_CLUSTER answer of this member.
   proto::DescribeClusterResponse DescribeCluster() const;
 

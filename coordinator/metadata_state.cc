@@ -65,6 +65,12 @@ absl::Status MetadataState::Apply(Offset offset, const proto::MetadataRecord& re
       }
       break;
     }
+    case proto::MetadataRecord::kGroup:
+    case proto::MetadataRecord::kOffsetCommit:
+    case proto::MetadataRecord::kRemoveGroup:
+      // Consumer group records belong to the group coordinator's image
+      // (coordinator/group_service.h); they only advance the offset here.
+      break;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown or empty metadata record at offset ", offset.value()));

@@ -40,11 +40,15 @@ class MetadataState {
   // A PartitionChangeRecord sets leader, leader epoch and in-sync set of the
   // partition when topic and topic_id match (no-op otherwise); a
   // FenceBrokerRecord fences the broker when its epoch matches (no-op
-  // otherwise). A BrokerRecord clears `fenced`.
+  // otherwise). A BrokerRecord clears `fenced`. Consumer group records
+  // (GroupRecord, OffsetCommitRecord, RemoveGroupRecord) change nothing here
+  // but the offset: the group coordinator applies them.
   absl::Status Apply(Offset offset, const proto::MetadataRecord& record);
 
   // The whole image (and last_offset) as a snapshot, and back. Restore
   // replaces the image; InvalidArgument on an inconsistent snapshot.
+  // group_records are left empty and ignored (the coordinator's group
+  // service fills and reads them).
   proto::MetadataSnapshot ToSnapshot() const;
   absl::Status Restore(const proto::MetadataSnapshot& snapshot);
 

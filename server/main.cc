@@ -57,6 +57,13 @@ ABSL_FLAG(std::string, nameservers, "",
 ABSL_FLAG(std::string, config, "", "ServerConfig file in protobuf text format");
 ABSL_FLAG(int32_t, io_threads, 2, "Threads running the network event loop");
 ABSL_FLAG(uint32_t, max_frame_bytes, 64u * 1024 * 1024, "Frames above this size are refused");
+ABSL_FLAG(int32_t, group_initial_rebalance_delay_ms, 3000,
+          "Consumer groups: how long a group leaving Empty waits for more members before its "
+          "first rebalance completes (0: no delay)");
+ABSL_FLAG(int32_t, group_min_session_timeout_ms, 6000,
+          "Consumer groups: the smallest session timeout a member may ask for");
+ABSL_FLAG(int32_t, group_max_session_timeout_ms, 1800000,
+          "Consumer groups: the largest session timeout a member may ask for");
 
 namespace brook::server {
 namespace {
@@ -165,6 +172,15 @@ int Run(const Settings& settings) {
     }
     for (const auto& m : settings.quorum) {
       o.quorum.push_back(coordinator::CoordinatorMember{NodeId(m.id), m.host, m.port});
+    }
+    o.groups.initial_rebalance_delay_ms = absl::GetFlag(FLAGS_group_initial_rebalance_delay_ms);
+    o.groups.min_session_timeout_ms = absl::GetFlag(FLAGS_group_min_session_timeout_ms);
+    o.groups.max_session_timeout_ms = absl::GetFlag(FLAGS_group_max_session_timeout_ms);
+    if (o.groups.initial_rebalance_delay_ms < 0 || o.groups.min_session_timeout_ms <= 0 ||
+        o.groups.max_session_timeout_ms < o.groups.min_session_timeout_ms) {
+      return Fail(absl::InvalidArgumentError(
+          "--group-initial-rebalance-delay-ms must be >= 0 and 0 < "
+          "--group-min-session-timeout-ms <= --group-max-session-timeout-ms"));
     }
     coordinator_flusher = std::make_unique<storage::Flusher>();
     auto opened = coordinator::Coordinator::Open(fs, coordinator_flusher.get(), std::move(o), io);

@@ -13,6 +13,9 @@ using proto::ErrorCode;
 
 namespace {
 
+// Assignments of this protocol type are proto::ConsumerAssignment.
+constexpr char kConsumerProtocolType[] = "consumer";
+
 enum class State { kEmpty, kPreparingRebalance, kCompletingRebalance, kStable, kDead };
 
 const char* StateName(State s) {
@@ -738,6 +741,7 @@ void GroupCoordinator::SyncGroup(const proto::SyncGroupRequest& req, int64_t now
         member.assignment = it == assignment.end() ? std::string() : it->second;
       }
       g->state = State::kStable;
+      ++rebalances_completed_;
       for (auto& [id, member] : g->members) {
         if (!member.sync_cb) continue;
         proto::SyncGroupResponse r;
@@ -878,6 +882,7 @@ void GroupCoordinator::OffsetCommit(const proto::OffsetCommitRequest& req, int64
   if (Fenced(*g, req.member_id(), instance)) {
     return fail(ErrorCode::FENCED_INSTANCE_ID, "another member holds this group instance id");
   }
+  std::optional<std::map<std::pair<std::string, int32_t>, std::string>> owned_by_others;
   if (!(req.generation_id() < 0 && g->state == State::kEmpty)) {
     auto it = g->members.find(req.member_id());
     if (it == g->members.end()) return fail(ErrorCode::UNKNOWN_MEMBER_ID, "unknown member id");
@@ -891,6 +896,22 @@ void GroupCoordinator::OffsetCommit(const proto::OffsetCommitRequest& req, int64
     // Stable, or PreparingRebalance: commits of the ending generation are
     // still accepted (the member learns of the rebalance by heartbeat).
     it->second.last_heartbeat_ms = now_ms;
+    // A consumer-protocol member may not commit a partition that the
+    // current generation assigns to another member: that member's progress
+    // would be overwritten. Partitions it gives up in a cooperative
+    // rebalance are assigned to nobody until the next round, so their last
+    // positions can still be committed on revocation. Assignments that do not
+    // parse are not checked.
+    if (g->protocol_type == kConsumerProtocolType) {
+      owned_by_others.emplace();
+      for (const auto& [id, member] : g->members) {
+        proto::ConsumerAssignment assignment;
+        if (id == req.member_id() || !assignment.ParseFromString(member.assignment)) continue;
+        for (const auto& tp : assignment.partitions()) {
+          for (int32_t p : tp.partitions()) owned_by_others->emplace(std::make_pair(tp.topic(), p), id);
+        }
+      }
+    }
   }
   std::vector<proto::MetadataRecord> records;
   std::vector<int> indices;  // response entries the records stand for
@@ -906,6 +927,15 @@ void GroupCoordinator::OffsetCommit(const proto::OffsetCommitRequest& req, int64
       out->set_error_code(ErrorCode::INVALID_REQUEST);
       out->set_error_message("negative offset");
       continue;
+    }
+    if (owned_by_others) {
+      if (auto owner = owned_by_others->find({p.topic(), p.partition()});
+          owner != owned_by_others->end()) {
+        out->set_error_code(ErrorCode::PARTITION_NOT_OWNED);
+        out->set_error_message(absl::StrCat(p.topic(), "-", p.partition(), " is assigned to member ",
+                                            owner->second, " in generation ", g->generation));
+        continue;
+      }
     }
     if (static_cast<int64_t>(p.metadata().size()) > config_.max_offset_metadata_bytes) {
       out->set_error_code(ErrorCode::OFFSET_METADATA_TOO_LARGE);
@@ -1294,6 +1324,20 @@ void GroupCoordinator::Unload() {
   }
   groups_.clear();
   Flush();
+}
+
+GroupCoordinator::Stats GroupCoordinator::GetStats() const {
+  Stats out;
+  for (State s : {State::kEmpty, State::kPreparingRebalance, State::kCompletingRebalance,
+                  State::kStable, State::kDead}) {
+    out.groups_by_state[StateName(s)] = 0;
+  }
+  for (const auto& [id, g] : groups_) {
+    ++out.groups_by_state[StateName(g->state)];
+    out.members += static_cast<int64_t>(g->members.size());
+  }
+  out.rebalances_completed = rebalances_completed_;
+  return out;
 }
 
 std::string GroupCoordinator::GroupState(const std::string& group_id) const {

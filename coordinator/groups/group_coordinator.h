@@ -77,7 +77,9 @@ class GroupCoordinator {
   proto::HeartbeatResponse Heartbeat(const proto::HeartbeatRequest& request, int64_t now_ms);
   proto::LeaveGroupResponse LeaveGroup(const proto::LeaveGroupRequest& request, int64_t now_ms);
   // Answered once the OffsetCommitRecords are durable; OffsetFetch sees the
-  // offsets from then on.
+  // offsets from then on. A member of a group of protocol type "consumer"
+  // whose assignment parses as proto::ConsumerAssignment gets
+  // PARTITION_NOT_OWNED for partitions outside it.
   void OffsetCommit(const proto::OffsetCommitRequest& request, int64_t now_ms, CommitCallback done);
   proto::OffsetFetchResponse OffsetFetch(const proto::OffsetFetchRequest& request) const;
   proto::ListGroupsResponse ListGroups(const proto::ListGroupsRequest& request) const;
@@ -113,6 +115,16 @@ class GroupCoordinator {
   // and generation (-1 when unknown).
   std::string GroupState(const std::string& group_id) const;
   int32_t GroupGeneration(const std::string& group_id) const;
+
+  // For metrics: groups per state name (every state listed, 0 included),
+  // members of all groups, and generations that became Stable (a leader's
+  // assignment made durable) since construction. O(groups).
+  struct Stats {
+    std::map<std::string, int64_t> groups_by_state;
+    int64_t members = 0;
+    int64_t rebalances_completed = 0;
+  };
+  Stats GetStats() const;
 
  private:
   struct Member;
@@ -171,6 +183,7 @@ class GroupCoordinator {
   int64_t now_ms_ = 0;
   std::vector<std::function<void()>> deferred_;
   bool flushing_ = false;
+  int64_t rebalances_completed_ = 0;
 };
 
 }  // namespace brook::groups

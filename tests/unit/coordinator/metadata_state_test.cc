@@ -333,5 +333,25 @@ TEST(MetadataStateTest, RestoreRejectsInconsistentSnapshotAndKeepsImage) {
   EXPECT_EQ(state.ToSnapshot().SerializeAsString(), before);
 }
 
+TEST(MetadataStateTest, GroupRecordsOnlyAdvanceTheOffset) {
+  MetadataState state;
+  ASSERT_TRUE(state.Apply(Offset(0), TopicRec("t", "id1", {{1}})).ok());
+  const proto::MetadataSnapshot before = state.ToSnapshot();
+  proto::MetadataRecord group, commit, remove;
+  group.mutable_group()->set_group_id("g");
+  commit.mutable_offset_commit()->set_group_id("g");
+  commit.mutable_offset_commit()->set_topic("t");
+  commit.mutable_offset_commit()->set_offset(5);
+  remove.mutable_remove_group()->set_group_id("g");
+  ASSERT_TRUE(state.Apply(Offset(1), group).ok());
+  ASSERT_TRUE(state.Apply(Offset(2), commit).ok());
+  ASSERT_TRUE(state.Apply(Offset(3), remove).ok());
+  EXPECT_EQ(state.last_offset(), Offset(3));
+  proto::MetadataSnapshot after = state.ToSnapshot();
+  EXPECT_EQ(after.group_records_size(), 0);
+  after.set_last_offset(before.last_offset());
+  EXPECT_EQ(after.SerializeAsString(), before.SerializeAsString());
+}
+
 }  // namespace
 }  // namespace brook::coordinator

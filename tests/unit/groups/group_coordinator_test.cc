@@ -862,5 +862,105 @@ TEST_F(GroupTest, NextDeadlineTracksSessions) {
   EXPECT_EQ(gc_->GroupState("g"), "Empty");
 }
 
+// Encoded proto::ConsumerAssignment of one topic's partitions.
+std::string ConsumerAssignmentOf(const std::string& topic, std::vector<int32_t> partitions) {
+  proto::ConsumerAssignment a;
+  auto* tp = a.add_partitions();
+  tp->set_topic(topic);
+  for (int32_t p : partitions) tp->add_partitions(p);
+  return a.SerializeAsString();
+}
+
+TEST_F(GroupTest, CommitOfUnownedPartitionIsRefused) {
+  const std::string a = NewMemberId("g", "sa");
+  const std::string b = NewMemberId("g", "sb");
+  auto ja = Join(JoinReq("g", a, {{"range", "sa"}}));
+  auto jb = Join(JoinReq("g", b, {{"range", "sb"}}));
+  ASSERT_TRUE(ja->has_value() && jb->has_value());
+  ASSERT_EQ((*ja)->leader(), a);
+  auto sb = Sync("g", b, 1);
+  auto sa = Sync("g", a, 1,
+                 {{a, ConsumerAssignmentOf("t", {0, 2})}, {b, ConsumerAssignmentOf("t", {1})}});
+  ASSERT_TRUE(sa->has_value() && sb->has_value());
+  ASSERT_EQ(gc_->GroupState("g"), "Stable");
+
+  EXPECT_EQ((*Commit("g", a, 1, "t", 0, 10))->partitions(0).error_code(), ErrorCode::NONE);
+  auto not_owned = Commit("g", a, 1, "t", 1, 11);
+  EXPECT_EQ((*not_owned)->partitions(0).error_code(), ErrorCode::PARTITION_NOT_OWNED);
+  EXPECT_EQ((*not_owned)->error_code(), ErrorCode::NONE) << "a per-partition error only";
+  // A partition nobody is assigned (e.g. one given up in a cooperative
+  // rebalance) may be committed: no owner's progress is overwritten.
+  EXPECT_EQ((*Commit("g", a, 1, "u", 0, 11))->partitions(0).error_code(), ErrorCode::NONE);
+  EXPECT_EQ(Fetched("g", "t", 1), -1);
+  EXPECT_EQ((*Commit("g", b, 1, "t", 1, 12))->partitions(0).error_code(), ErrorCode::NONE);
+  EXPECT_EQ(Fetched("g", "t", 1), 12);
+
+  // Mixed: owned partitions are committed, the others refused.
+  proto::OffsetCommitRequest req;
+  req.set_group_id("g");
+  req.set_member_id(a);
+  req.set_generation_id(1);
+  for (int32_t p : {0, 1, 2}) {
+    auto* part = req.add_partitions();
+    part->set_topic("t");
+    part->set_partition(p);
+    part->set_offset(100 + p);
+  }
+  std::optional<proto::OffsetCommitResponse> mixed;
+  gc_->OffsetCommit(req, now_, [&](const proto::OffsetCommitResponse& r) { mixed = r; });
+  ASSERT_TRUE(mixed.has_value());
+  EXPECT_EQ(mixed->partitions(0).error_code(), ErrorCode::NONE);
+  EXPECT_EQ(mixed->partitions(1).error_code(), ErrorCode::PARTITION_NOT_OWNED);
+  EXPECT_EQ(mixed->partitions(2).error_code(), ErrorCode::NONE);
+  EXPECT_EQ(Fetched("g", "t", 0), 100);
+  EXPECT_EQ(Fetched("g", "t", 1), 12);
+  EXPECT_EQ(Fetched("g", "t", 2), 102);
+
+  // PreparingRebalance: the ending generation's assignment still applies.
+  auto rejoin = Join(JoinReq("g", a, {{"range", "sa"}}));
+  ASSERT_EQ(gc_->GroupState("g"), "PreparingRebalance");
+  EXPECT_EQ((*Commit("g", b, 1, "t", 1, 13))->partitions(0).error_code(), ErrorCode::NONE);
+  EXPECT_EQ((*Commit("g", b, 1, "t", 0, 13))->partitions(0).error_code(),
+            ErrorCode::PARTITION_NOT_OWNED);
+
+  // Once every member left, standalone commits of any partition are accepted.
+  Leave("g", a);
+  Leave("g", b);
+  ASSERT_EQ(gc_->GroupState("g"), "Empty");
+  EXPECT_EQ((*Commit("g", "", -1, "t", 1, 20))->partitions(0).error_code(), ErrorCode::NONE);
+  EXPECT_EQ(Fetched("g", "t", 1), 20);
+}
+
+TEST_F(GroupTest, OwnershipIsNotCheckedForOpaqueAssignments) {
+  // An assignment that does not parse as ConsumerAssignment is not checked.
+  const std::string a = NewMemberId("g", "sa");
+  ASSERT_TRUE(Join(JoinReq("g", a))->has_value());
+  ASSERT_TRUE(Sync("g", a, 1, {{a, std::string("\xff", 1)}})->has_value());
+  EXPECT_EQ((*Commit("g", a, 1, "t", 7, 1))->partitions(0).error_code(), ErrorCode::NONE);
+
+  // Neither is any assignment of another protocol type.
+  auto req = JoinReq("h", "");
+  req.set_protocol_type("connect");
+  auto first = Join(req);
+  ASSERT_EQ((*first)->error_code(), ErrorCode::MEMBER_ID_REQUIRED);
+  req.set_member_id((*first)->member_id());
+  ASSERT_TRUE(Join(req)->has_value());
+  const std::string h = (*first)->member_id();
+  ASSERT_TRUE(Sync("h", h, 1, {{h, ConsumerAssignmentOf("t", {0})}})->has_value());
+  ASSERT_EQ(gc_->GroupState("h"), "Stable");
+  EXPECT_EQ((*Commit("h", h, 1, "t", 5, 1))->partitions(0).error_code(), ErrorCode::NONE);
+}
+
+TEST_F(GroupTest, StatsCountStatesMembersAndRebalances) {
+  StableGroup("g", 2);
+  Commit("simple", "", -1, "t", 0, 1);
+  auto stats = gc_->GetStats();
+  EXPECT_EQ(stats.groups_by_state["Stable"], 1);
+  EXPECT_EQ(stats.groups_by_state["Empty"], 1);
+  EXPECT_EQ(stats.groups_by_state["PreparingRebalance"], 0);
+  EXPECT_EQ(stats.members, 2);
+  EXPECT_EQ(stats.rebalances_completed, 1);
+}
+
 }  // namespace
 }  // namespace brook::groups
