@@ -3,7 +3,8 @@
 // OffsetForLeaderEpoch), the coordinator heartbeat loop that drives the
 // PartitionManager, partition roles and replica fetchers, the in-sync set
 // check (AlterIsr), controlled shutdown, the name-server registration loop,
-// retention and metrics.
+// retention and metrics. The queue APIs (60-62) are served by
+// broker/queue through the QueueHost defined here.
 #include "broker/broker.h"
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -25,6 +27,8 @@
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "broker/partition.h"
+#include "broker/queue/dead_letter.h"
+#include "broker/queue/queue_service.h"
 #include "broker/replication/fetcher.h"
 #include "broker/storage/log.h"
 #include "common/errors.h"
@@ -168,6 +172,9 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
   boost::asio::io_context& io;
   std::unique_ptr<storage::Flusher> flusher;
   std::unique_ptr<PartitionManager> partitions;
+  // Queue subscriptions; `queue_host` reaches back into this state.
+  std::unique_ptr<queue::QueueHost> queue_host;
+  std::unique_ptr<queue::QueueService> queue;
 
   metrics::Histogram* produce_latency = LatencyHistogram(proto::API_PRODUCE);
   metrics::Histogram* fetch_latency = LatencyHistogram(proto::API_FETCH);
@@ -320,6 +327,13 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
       int64_t wait = options.coordinator_heartbeat_ms;
       if (lease_ms > 0) wait = std::min<int64_t>(wait, std::max<int64_t>(lease_ms / 3, 1));
       req.set_max_wait_ms(known < 0 ? 0 : static_cast<int32_t>(wait));
+      for (const auto& p : partitions->All()) {
+        if (p->closed() || p->role() != Partition::Role::kLeader) continue;
+        proto::PartitionHighWatermark* hw = req.add_high_watermarks();
+        hw->set_topic(p->tp().topic);
+        hw->set_partition(p->tp().partition.value());
+        hw->set_high_watermark(p->high_watermark().value());
+      }
       proto::BrokerHeartbeatResponse resp;
       auto sent = Clock::now();
       auto r = client->CallSync(proto::API_BROKER_HEARTBEAT, 0, req, {}, &resp,
@@ -459,6 +473,7 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
       }
     }
     for (auto& f : dead) f->Stop();
+    if (queue != nullptr) queue->CheckLeadership();
   }
 
   void StopFetchers() {
@@ -1226,8 +1241,9 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
     *resp.add_brokers() = Self();
     proto::RegisterBrokerRequest reg = BuildRegistration();
     std::set<std::string> wanted(mr.topics().begin(), mr.topics().end());
+    const bool all = wanted.empty();
     for (const auto& route : reg.routes()) {
-      if (wanted.empty() || wanted.contains(route.topic())) {
+      if (all || wanted.contains(route.topic())) {
         *resp.add_topics() = route;
         wanted.erase(route.topic());
       }
@@ -1348,6 +1364,76 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
   }
 };
 
+namespace {
+
+// A hosted partition as the queue service sees it.
+class PartitionQueueView : public queue::PartitionView {
+ public:
+  explicit PartitionQueueView(std::shared_ptr<Partition> p) : p_(std::move(p)) {}
+  std::string topic_id() const override { return p_->topic_id(); }
+  int32_t leader_epoch() const override { return p_->leader_epoch().value(); }
+  int64_t log_start_offset() const override { return p_->log().log_start_offset().value(); }
+  int64_t high_watermark() const override { return p_->high_watermark().value(); }
+  absl::StatusOr<std::vector<uint8_t>> Read(int64_t offset, size_t max_bytes) const override {
+    return p_->log().Read(Offset(offset), max_bytes, p_->high_watermark());
+  }
+  void AddWaiter(std::function<void()> waiter) override { p_->AddWaiter(std::move(waiter)); }
+
+ private:
+  std::shared_ptr<Partition> p_;
+};
+
+}  // namespace
+
+// The broker as the queue service's host. Lives in (and never outlives) the
+// broker's State.
+class BrokerQueueHost : public queue::QueueHost {
+ public:
+  explicit BrokerQueueHost(Broker::State* s) : s_(s) {}
+
+  std::shared_ptr<queue::PartitionView> Lead(const std::string& topic, int32_t partition,
+                                             proto::ErrorCode* code, std::string* message) override {
+    auto p = s_->partitions->Get({topic, PartitionId(partition)});
+    if (p == nullptr || p->closed()) {
+      *code = proto::UNKNOWN_TOPIC_OR_PARTITION;
+      *message = absl::StrCat("this broker does not host ", topic, "-", partition);
+      return nullptr;
+    }
+    if (p->leader() != s_->options.id || (p->replicated() && p->role() != Partition::Role::kLeader)) {
+      *code = proto::NOT_LEADER;
+      *message = absl::StrCat("broker ", s_->options.id.value(), " is not the leader of ", topic, "-",
+                              partition);
+      return nullptr;
+    }
+    if (!s_->LeaseValid()) {
+      *code = proto::NOT_LEADER;
+      *message = absl::StrCat("broker ", s_->options.id.value(), " has lost its coordinator lease");
+      return nullptr;
+    }
+    return std::make_shared<PartitionQueueView>(std::move(p));
+  }
+
+  std::vector<int32_t> LedPartitions(const std::string& topic) override {
+    std::vector<int32_t> out;
+    for (const auto& p : s_->partitions->All()) {
+      if (p->closed() || p->tp().topic != topic || p->leader() != s_->options.id) continue;
+      if (p->replicated() && p->role() != Partition::Role::kLeader) continue;
+      out.push_back(p->tp().partition.value());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  absl::Status CallCoordinator(proto::Api api, const google::protobuf::Message& req,
+                               google::protobuf::Message* resp,
+                               std::chrono::milliseconds timeout) override {
+    return s_->CallCoordinator(api, req, resp, timeout);
+  }
+
+ private:
+  Broker::State* const s_;
+};
+
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Open(storage::FileSystem* fs, BrokerOptions options,
                                                      boost::asio::io_context& io) {
   if (options.data_dir.empty()) return absl::InvalidArgumentError("broker: data_dir is empty");
@@ -1369,6 +1455,13 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Open(storage::FileSystem* fs, Br
   state->flusher = std::make_unique<storage::Flusher>();
   state->partitions = std::make_unique<PartitionManager>(
       fs, state->flusher.get(), state->options.data_dir, state->options.default_topic_config);
+  state->queue_host = std::make_unique<BrokerQueueHost>(state.get());
+  queue::QueueServiceOptions qo;
+  qo.dir = state->options.data_dir + "/__queues";
+  state->queue = std::make_unique<queue::QueueService>(
+      io, fs, state->queue_host.get(),
+      std::make_unique<queue::ProducerDeadLetterSink>(absl::StrJoin(state->options.nameservers, ",")),
+      std::move(qo));
   // Registered at zero so they are exported before the first change.
   metrics::Registry::Global().GetCounter("brook_isr_shrinks_total", {},
                                          "In-sync set shrinks committed for partitions led here");
@@ -1394,6 +1487,7 @@ void Broker::RegisterApis(rpc::RpcServer& server) {
   server.Register(proto::API_METADATA, 0, [s](rpc::Request r) { s->HandleMetadata(std::move(r)); });
   server.Register(proto::API_OFFSET_FOR_LEADER_EPOCH, 0,
                   [s](rpc::Request r) { s->HandleOffsetForLeaderEpoch(std::move(r)); });
+  s->queue->RegisterApis(server);
 }
 
 void Broker::RegisterAdmin(http::AdminServer& admin) {
@@ -1422,6 +1516,7 @@ void Broker::Start() {
   State* s = state_.get();
   s->heartbeat_thread = std::thread([s] { s->HeartbeatLoop(); });
   s->isr_thread = std::thread([s] { s->IsrLoop(); });
+  s->queue->Start();
   if (!s->options.nameservers.empty()) {
     s->nameserver_thread = std::thread([s] { s->NameServerLoop(); });
   }
@@ -1440,6 +1535,7 @@ absl::Status Broker::Stop() {
   // While the loops still run (heartbeats bring the new assignments).
   if (s->started.load()) s->ControlledShutdown();
   s->stopping.store(true);
+  s->queue->Stop();
   {
     absl::MutexLock l(&s->loop_mu);
     s->stop_requested = true;

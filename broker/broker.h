@@ -1,6 +1,7 @@
 // Broker: the broker role. Hosts the partitions the coordinator assigns to it
 // (learned from a long-polled BrokerHeartbeat), registers their routes with
-// every name server, and serves Produce, Fetch, ListOffsets and Metadata.
+// every name server, and serves Produce, Fetch, ListOffsets, Metadata and
+// the queue subscriptions of the partitions it leads (broker/queue).
 #pragma once
 
 #include <utility>  // must precede Asio headers (Boost 1.74 + g++ 12)
@@ -68,7 +69,8 @@ class Broker {
   Broker& operator=(const Broker&) = delete;
 
   // API_PRODUCE, API_FETCH, API_LIST_OFFSETS, API_METADATA,
-  // API_OFFSET_FOR_LEADER_EPOCH.
+  // API_OFFSET_FOR_LEADER_EPOCH, and the queue APIs API_QUEUE_RECEIVE /
+  // ACK / DESCRIBE (broker/queue; journals under <data_dir>/__queues).
   void RegisterApis(rpc::RpcServer& server);
   // GET /admin/partitions: the hosted partitions as JSON.
   void RegisterAdmin(http::AdminServer& admin);

@@ -11,9 +11,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "brook/consumer.h"
 #include "brook/producer.h"
+#include "brook/queue.h"
 #include "tools/cli_args.h"
 #include "tools/commands.h"
 
@@ -22,13 +24,17 @@ namespace brook::tools {
 const char kProduceUsage[] =
     "usage: brook produce TOPIC [--key-separator SEP] [--acks 0|1|all] [--partition N]\n"
     "                     [--compression zstd|none]\n"
+    "                     [--delay-ms T | --deliver-at MS|ISO8601] [--tags T1,T2]\n"
     "\n"
     "Sends one record per line of stdin (the line without its newline). With\n"
     "--key-separator the text before the first SEP is the key and the rest the\n"
     "value; a line without SEP has no key. Without --partition, keyed records go\n"
     "to murmur2(key) % partitions and unkeyed ones to a sticky partition.\n"
     "Flushes at end of input, prints the number of records sent to stderr and\n"
-    "exits 1 if any record failed. Defaults: --acks 1, --compression zstd.\n";
+    "exits 1 if any record failed. Defaults: --acks 1, --compression zstd.\n"
+    "For queue subscriptions (brook queue): --delay-ms delays each record's\n"
+    "delivery by T ms from its send, --deliver-at delivers none before the given\n"
+    "time (header brook-deliver-at), --tags sets the header brook-tags.\n";
 
 const char kConsumeUsage[] =
     "usage: brook consume TOPIC [--from-beginning | --offset N | --from-time MS|ISO8601]\n"
@@ -63,9 +69,11 @@ absl::StatusOr<client::CompressionType> ParseCompression(const std::optional<std
   return absl::InvalidArgumentError("--compression must be zstd or none, got '" + *v + "'");
 }
 
-// Milliseconds since the epoch from "MS" or an RFC 3339 time.
-absl::StatusOr<int64_t> ParseTimestamp(const std::string& text) {
-  if (absl::StatusOr<int64_t> ms = ParseInt(text, "--from-time"); ms.ok()) return *ms;
+// Milliseconds since the epoch from "MS" or an RFC 3339 time (the value of
+// the flag `flag`).
+absl::StatusOr<int64_t> ParseTimestamp(const std::string& text,
+                                       const std::string& flag = "--from-time") {
+  if (absl::StatusOr<int64_t> ms = ParseInt(text, flag); ms.ok()) return *ms;
   absl::Time t;
   std::string err;
   if (absl::ParseTime(absl::RFC3339_full, text, &t, &err) ||
@@ -73,15 +81,16 @@ absl::StatusOr<int64_t> ParseTimestamp(const std::string& text) {
       absl::ParseTime("%Y-%m-%d", text, absl::UTCTimeZone(), &t, &err)) {
     return absl::ToUnixMillis(t);
   }
-  return absl::InvalidArgumentError("--from-time: not milliseconds or an RFC 3339 time: '" +
-                                    text + "'");
+  return absl::InvalidArgumentError(flag + ": not milliseconds or an RFC 3339 time: '" + text +
+                                    "'");
 }
 
 }  // namespace
 
 int RunProduce(const std::vector<std::string>& args, const std::string& nameservers) {
   absl::StatusOr<ParsedArgs> parsed = ParseArgs(
-      args, {{"key-separator"}, {"acks"}, {"partition"}, {"compression"}});
+      args, {{"key-separator"}, {"acks"}, {"partition"}, {"compression"}, {"delay-ms"},
+             {"deliver-at"}, {"tags"}});
   if (!parsed.ok()) return ReportUsage(std::string(parsed.status().message()), kProduceUsage);
   if (parsed->positional().size() != 1) return ReportUsage("produce takes one TOPIC", kProduceUsage);
   const std::string topic = parsed->positional()[0];
@@ -93,6 +102,19 @@ int RunProduce(const std::vector<std::string>& args, const std::string& nameserv
   }
   absl::StatusOr<int64_t> partition = parsed->GetInt("partition", -1, 0, INT32_MAX);
   if (!partition.ok()) return ReportUsage(std::string(partition.status().message()), kProduceUsage);
+  absl::StatusOr<int64_t> delay_ms = parsed->GetInt("delay-ms", -1, 0);
+  if (!delay_ms.ok()) return ReportUsage(std::string(delay_ms.status().message()), kProduceUsage);
+  std::optional<int64_t> deliver_at;
+  if (std::optional<std::string> t = parsed->Get("deliver-at")) {
+    if (*delay_ms >= 0) return ReportUsage("give --delay-ms or --deliver-at, not both", kProduceUsage);
+    absl::StatusOr<int64_t> ms = ParseTimestamp(*t, "--deliver-at");
+    if (!ms.ok()) return ReportUsage(std::string(ms.status().message()), kProduceUsage);
+    deliver_at = *ms;
+  }
+  std::optional<std::vector<std::string>> tags;
+  if (std::optional<std::string> t = parsed->Get("tags")) {
+    tags = absl::StrSplit(*t, ',', absl::SkipEmpty());
+  }
   std::optional<std::string> separator = parsed->Get("key-separator");
   if (separator && separator->empty()) {
     return ReportUsage("--key-separator must not be empty", kProduceUsage);
@@ -132,6 +154,9 @@ int RunProduce(const std::vector<std::string>& args, const std::string& nameserv
     } else {
       record.value = std::move(line);
     }
+    if (*delay_ms >= 0) client::SetDelay(record, std::chrono::milliseconds(*delay_ms));
+    if (deliver_at) client::SetDeliverAt(record, *deliver_at);
+    if (tags) client::SetTags(record, *tags);
     (*producer)->Send(std::move(record), [&](const absl::StatusOr<client::RecordMetadata>& md) {
       if (md.ok()) return;
       if (failed.fetch_add(1) == 0) {
