@@ -23,6 +23,8 @@ constexpr char kUsage[] =
     "  topic create|list|describe|delete   administer topics\n"
     "  produce TOPIC                       send stdin lines as records\n"
     "  consume TOPIC                       print records to stdout\n"
+    "  group list|describe|delete|reset-offsets  consumer groups, offsets and lag\n"
+    "  queue receive|ack|nack|describe     queue subscriptions from the shell\n"
     "  bench produce|consume|e2e TOPIC     measure throughput and latency\n"
     "  help [command]                      show this text or a command's usage\n"
     "\n"
@@ -35,6 +37,8 @@ const char* UsageOf(const std::string& command) {
   if (command == "consume") return kConsumeUsage;
   if (command == "bench") return kBenchUsage;
   if (command == "cluster") return kClusterUsage;
+  if (command == "group") return kGroupUsage;
+  if (command == "queue") return kQueueUsage;
   return nullptr;
 }
 
@@ -82,6 +86,8 @@ int Main(int argc, char** argv) {
   if (command == "produce") return RunProduce(rest, nameservers);
   if (command == "consume") return RunConsume(rest, nameservers);
   if (command == "cluster") return RunCluster(rest, nameservers);
+  if (command == "group") return RunGroup(rest, nameservers);
+  if (command == "queue") return RunQueue(rest, nameservers);
   return RunBench(rest, nameservers);
 }
 

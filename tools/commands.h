@@ -45,11 +45,15 @@ int RunProduce(const std::vector<std::string>& args, const std::string& nameserv
 int RunConsume(const std::vector<std::string>& args, const std::string& nameservers);
 int RunBench(const std::vector<std::string>& args, const std::string& nameservers);
 int RunCluster(const std::vector<std::string>& args, const std::string& nameservers);
+int RunGroup(const std::vector<std::string>& args, const std::string& nameservers);
+int RunQueue(const std::vector<std::string>& args, const std::string& nameservers);
 
 extern const char kTopicUsage[];
 extern const char kProduceUsage[];
 extern const char kConsumeUsage[];
 extern const char kBenchUsage[];
 extern const char kClusterUsage[];
+extern const char kGroupUsage[];
+extern const char kQueueUsage[];
 
 }  // namespace brook::tools
