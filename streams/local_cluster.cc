@@ -19,6 +19,7 @@
 #include <atomic>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -115,6 +116,8 @@ class LocalCluster::Runtime {
                  int direct_task);
   void Ack(Task* t, const Tuple& tuple);
   void Fail(Task* t, const Tuple& tuple);
+  // Any thread.
+  void Post(Task* t, std::function<void()> fn);
 
  private:
   const StreamRoute& Route(Task* t, const std::string& stream, bool direct_emit);
@@ -173,6 +176,7 @@ class LocalCluster::Runtime::BoltCollector : public OutputCollector {
   }
   void ack(const Tuple& tuple) override { rt_->Ack(t_, tuple); }
   void fail(const Tuple& tuple) override { rt_->Fail(t_, tuple); }
+  void post(std::function<void()> fn) override { rt_->Post(t_, std::move(fn)); }
 
  private:
   Runtime* rt_;
@@ -224,6 +228,11 @@ struct LocalCluster::Runtime::Task {
   int pending = 0;                 // task thread: tracked, un-completed tuples
   std::vector<MessageId> ack_now;  // task thread: untracked ids to ack after next_tuple
   uint64_t emits_this_call = 0;    // task thread
+
+  // Bolt: work posted from other threads (OutputCollector::post).
+  absl::Mutex posted_mu;
+  std::vector<std::function<void()>> posted ABSL_GUARDED_BY(posted_mu);
+  std::atomic<int64_t> posted_count{0};
 
   // Output buffers and scratch (task thread).
   std::vector<std::vector<Tuple>> out;  // by destination task id
@@ -337,7 +346,7 @@ absl::Status LocalCluster::Runtime::Init(const Topology& topology) {
       t->index = i;
       t->comp = c;
       t->context =
-          std::make_unique<TopologyContext>(&config_, spec.name, t->id, i, component_tasks);
+          std::make_unique<TopologyContext>(&config_, spec.name, t->id, i, component_tasks, name_);
       t->out.resize(next_task);
       t->rr.resize(rr_slots);
       for (int k = 0; k < rr_slots; ++k) t->rr[k] = static_cast<uint32_t>(t->id * 7919 + k);
@@ -689,6 +698,15 @@ void LocalCluster::Runtime::Fail(Task* t, const Tuple& tuple) {
   for (const auto& [root, unused] : i->roots) acker_.Fail(root);
 }
 
+void LocalCluster::Runtime::Post(Task* t, std::function<void()> fn) {
+  {
+    absl::MutexLock l(&t->posted_mu);
+    t->posted.push_back(std::move(fn));
+  }
+  t->posted_count.fetch_add(1, std::memory_order_acq_rel);
+  Notify(t);
+}
+
 void LocalCluster::Runtime::Complete(const internal::Acker::Completion& c) {
   Task* t = tasks_[c.spout_task].get();
   {
@@ -732,6 +750,23 @@ void LocalCluster::Runtime::Publish(Task* t) {
 }
 
 bool LocalCluster::Runtime::RunBolt(Task* t) {
+  if (t->posted_count.load(std::memory_order_acquire) > 0) {
+    std::vector<std::function<void()>> posted;
+    {
+      absl::MutexLock l(&t->posted_mu);
+      posted.swap(t->posted);
+    }
+    for (auto& fn : posted) {
+      try {
+        fn();
+      } catch (const std::exception& e) {
+        LogException(t, "posted work", e.what());
+      } catch (...) {
+        LogException(t, "posted work", "non-standard exception");
+      }
+    }
+    t->posted_count.fetch_sub(static_cast<int64_t>(posted.size()), std::memory_order_acq_rel);
+  }
   auto& batch = t->batch;
   batch.clear();
   size_t remaining;
@@ -834,6 +869,7 @@ bool LocalCluster::Runtime::Quiet() {
   if (config_.acking && acker_.size() != 0) return false;
   for (auto& t : tasks_) {
     if (t->sched.load() != kIdle) return false;
+    if (t->posted_count.load() != 0) return false;
     if (t->spout) {
       absl::MutexLock l(&t->inbox_mu);
       if (!t->inbox.empty()) return false;

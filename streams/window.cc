@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "common/http/metrics.h"
 #include "spdlog/spdlog.h"
 
 namespace brook::streams {
@@ -48,6 +49,13 @@ class WindowedBoltImpl : public IBolt {
     lateness_ = o_->allowed_lateness.count();
     clock_ = o_->clock ? o_->clock : std::function<int64_t()>(SteadyNowMs);
     next_end_ = slide_;
+    if (!context.topology().empty()) {
+      metrics::Labels labels{{"topology", context.topology()}, {"component", component_}};
+      auto& reg = metrics::Registry::Global();
+      for (int k = 0; k < kNumKinds; ++k) {
+        metrics_[k] = reg.GetCounter(kMetricNames[k], labels, kMetricHelp[k]);
+      }
+    }
   }
 
   void execute(const Tuple& input) override {
@@ -69,6 +77,41 @@ class WindowedBoltImpl : public IBolt {
   }
 
  private:
+  // What WindowCounters and the window metrics count.
+  enum Kind {
+    kFired,
+    kRefired,
+    kLateAccepted,
+    kLatePartial,
+    kLateEmitted,
+    kLateDropped,
+    kErrors,
+    kNumKinds
+  };
+  static constexpr const char* kMetricNames[kNumKinds] = {
+      "brook_streams_window_fired_total",         "brook_streams_window_refired_total",
+      "brook_streams_window_late_accepted_total", "brook_streams_window_late_partial_total",
+      "brook_streams_window_late_emitted_total",  "brook_streams_window_late_dropped_total",
+      "brook_streams_window_errors_total"};
+  static constexpr const char* kMetricHelp[kNumKinds] = {
+      "Window function calls of a windowed bolt, re-fires included.",
+      "Window re-fires caused by late tuples.",
+      "Late tuples that re-fired a window.",
+      "Tuples too late for some of their windows, added to the others.",
+      "Tuples too late for every window, sent to the late stream.",
+      "Tuples too late for every window, dropped.",
+      "Window function calls that threw."};
+
+  void Count(Kind k) {
+    if (metrics_[k] != nullptr) metrics_[k]->Inc();
+    if (!o_->counters) return;
+    WindowCounters& c = *o_->counters;
+    std::atomic<uint64_t>* fields[kNumKinds] = {&c.fired,        &c.refired,      &c.late_accepted,
+                                                &c.late_partial, &c.late_emitted, &c.late_dropped,
+                                                &c.errors};
+    ++*fields[k];
+  }
+
   // ---- count windows ----
   // Tuple seq s is in the windows ending at multiples e of slide with
   // e - length <= s < e. next_end_ is the end of the next window to fire;
@@ -126,9 +169,9 @@ class WindowedBoltImpl : public IBolt {
           missed = true;
         }
       }
-      if (missed && o_->counters) ++o_->counters->late_partial;
+      if (missed) Count(kLatePartial);
       if (!refire.empty()) {
-        if (o_->counters) ++o_->counters->late_accepted;
+        Count(kLateAccepted);
         for (int64_t s : refire) FireEvent(s, /*refire=*/true);
       }
     }
@@ -148,9 +191,9 @@ class WindowedBoltImpl : public IBolt {
   void TooLate(const Tuple& t) {
     if (!o_->late_stream.empty()) {
       collector_->emit_to(o_->late_stream, t, t.values());
-      if (o_->counters) ++o_->counters->late_emitted;
-    } else if (o_->counters) {
-      ++o_->counters->late_dropped;
+      Count(kLateEmitted);
+    } else {
+      Count(kLateDropped);
     }
     collector_->ack(t);
   }
@@ -192,10 +235,8 @@ class WindowedBoltImpl : public IBolt {
     w.refire = refire;
     w.watermark = watermark;
     WindowEmitter emitter(collector_, w.tuples);
-    if (o_->counters) {
-      ++o_->counters->fired;
-      if (refire) ++o_->counters->refired;
-    }
+    Count(kFired);
+    if (refire) Count(kRefired);
     try {
       (*fn_)(w, emitter);
     } catch (const std::exception& e) {
@@ -206,7 +247,7 @@ class WindowedBoltImpl : public IBolt {
   }
 
   void OnError(const char* what) {
-    if (o_->counters) ++o_->counters->errors;
+    Count(kErrors);
     if (errors_++ < 10 || errors_ % 1000 == 0) {
       spdlog::warn("windowed bolt '{}': window function threw ({} so far): {}", component_, errors_,
                    what);
@@ -214,6 +255,7 @@ class WindowedBoltImpl : public IBolt {
     for (const Tuple& t : scratch_) collector_->fail(t);
   }
 
+  metrics::Counter* metrics_[kNumKinds] = {};
   std::shared_ptr<const WindowOptions> o_;
   std::shared_ptr<const WindowFunction> fn_;
   OutputCollector* collector_ = nullptr;

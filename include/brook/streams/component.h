@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -26,14 +27,19 @@ struct Config;
 class TopologyContext {
  public:
   TopologyContext(const Config* config, std::string component, int task_id, int task_index,
-                  std::map<std::string, std::vector<int>> component_tasks)
+                  std::map<std::string, std::vector<int>> component_tasks,
+                  std::string topology = "")
       : config_(config),
         component_(std::move(component)),
         task_id_(task_id),
         task_index_(task_index),
-        component_tasks_(std::move(component_tasks)) {}
+        component_tasks_(std::move(component_tasks)),
+        topology_(std::move(topology)) {}
 
   const Config& config() const { return *config_; }
+  // The name the topology was submitted under (metric labels, changelog
+  // topic names).
+  const std::string& topology() const { return topology_; }
   const std::string& component() const { return component_; }
   // Global task id, unique within the topology (the target of emit_direct).
   int task_id() const { return task_id_; }
@@ -48,6 +54,7 @@ class TopologyContext {
   int task_id_;
   int task_index_;
   std::map<std::string, std::vector<int>> component_tasks_;
+  std::string topology_;
 };
 
 // Declares a component's output streams and their fields.
@@ -81,6 +88,14 @@ class OutputCollector {
   // (repeats are ignored). Failing fails the whole tree at once.
   virtual void ack(const Tuple& tuple) = 0;
   virtual void fail(const Tuple& tuple) = 0;
+
+  // Thread-safe, unlike everything else here: runs `fn` on this bolt's task
+  // soon (at the start of its next turn), where it may emit, ack and fail as
+  // from execute. For completions that arrive on other threads, e.g. a
+  // producer's acknowledgement of a write the input tuple waits for. An
+  // exception from `fn` is logged and counted. Work posted after the
+  // topology stopped running never runs.
+  virtual void post(std::function<void()> fn) = 0;
 
   // Conveniences on the default stream.
   void emit(Values values) { emit(std::string(kDefaultStream), {}, std::move(values)); }

@@ -19,6 +19,8 @@
 
 namespace brook::streams {
 
+class StateBackend;
+
 // Runtime settings of one topology.
 struct Config {
   // Track spout tuples with the XOR acker; spout ack/fail are called when a
@@ -39,6 +41,9 @@ struct Config {
   // Bolt name -> interval of tick tuples (component "__system", stream
   // "__tick", no values) delivered to each of its tasks.
   std::map<std::string, std::chrono::milliseconds> tick_intervals;
+  // Where bolts' keyed state (KeyValueState, brook/streams/state.h) keeps its
+  // changelogs. Null: bolts cannot open keyed state.
+  std::shared_ptr<StateBackend> state_backend;
 };
 
 enum class GroupingType { kShuffle, kFields, kAll, kGlobal, kDirect, kLocalOrShuffle };

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "brook/streams/local_cluster.h"
+#include "common/http/metrics.h"
 #include "tests/unit/streams/test_components.h"
 
 namespace brook::streams {
@@ -46,6 +47,7 @@ class TestCollector : public OutputCollector {
     t.impl()->state = detail::TupleImpl::kFailed;
     failed.push_back(t.get(0).as_int64());
   }
+  void post(std::function<void()> fn) override { fn(); }
   std::vector<Emitted> emitted;
   std::vector<int64_t> acked;  // field 0 of each acked tuple
   std::vector<int64_t> failed;
@@ -407,6 +409,14 @@ TEST(WindowedBolt, TopNInLocalCluster) {
   EXPECT_EQ(spout->num_failed(), 0u);
   EXPECT_EQ(counters->fired.load(), 7u);
   EXPECT_EQ(counters->late_dropped.load(), 0u);
+  // The same totals are on /metrics, labelled with topology and component.
+  const metrics::Labels labels{{"topology", "top-n"}, {"component", "top"}};
+  auto& reg = metrics::Registry::Global();
+  EXPECT_EQ(reg.GetCounter("brook_streams_window_fired_total", labels, "")->value(), 7);
+  EXPECT_EQ(reg.GetCounter("brook_streams_window_late_dropped_total", labels, "")->value(), 0);
+  EXPECT_NE(reg.RenderPrometheus().find(
+                "brook_streams_window_fired_total{topology=\"top-n\",component=\"top\"} 7"),
+            std::string::npos);
 
   std::map<int64_t, std::vector<std::pair<std::string, int64_t>>> got;
   for (const auto& [task, v] : rec->seen) {

@@ -1,0 +1,190 @@
+// TopicSpout: one Consumer per spout task in assign mode, emitting a tuple
+// per record and committing (standalone, generation -1) only the prefix of
+// each partition whose tuple trees are complete.
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <stdexcept>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "brook/streams/topic.h"
+#include "spdlog/spdlog.h"
+#include "streams/topic_offsets.h"
+
+namespace brook::streams {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class TopicSpoutImpl : public ISpout {
+ public:
+  explicit TopicSpoutImpl(TopicSpoutOptions o) : o_(std::move(o)) {}
+
+  void open(const TopologyContext& context, SpoutOutputCollector* collector) override {
+    collector_ = collector;
+    label_ = absl::StrCat("topic spout '", context.component(), "' task ", context.task_index(),
+                          " (topic ", o_.topic, ", group ", o_.group_id, ")");
+    if (o_.topic.empty()) throw std::invalid_argument("TopicSpout: topic is empty");
+    if (o_.group_id.empty()) throw std::invalid_argument("TopicSpout: group_id is empty");
+    client::ConsumerConfig c = o_.consumer;
+    if (!o_.nameservers.empty()) c.nameservers = o_.nameservers;
+    c.group_id = o_.group_id;
+    c.auto_offset_reset = o_.auto_offset_reset;
+    c.enable_auto_commit = false;
+    auto consumer = client::Consumer::Create(c);
+    if (!consumer.ok()) Throw("creating the consumer", consumer.status());
+    consumer_ = std::move(*consumer);
+    auto count = consumer_->PartitionCount(o_.topic);
+    if (!count.ok()) Throw("reading the partition count", count.status());
+    const int tasks = static_cast<int>(context.component_tasks(context.component()).size());
+    const int index = context.task_index();
+    std::vector<client::TopicPartition> mine;
+    for (int32_t p = 0; p < *count; ++p) {
+      if (tasks > 0 && p % tasks == index) mine.push_back({o_.topic, p});
+    }
+    absl::Status s = consumer_->Assign(mine);
+    if (!s.ok()) Throw("assigning partitions", s);
+    for (const auto& tp : mine) {
+      auto pos = consumer_->Position(tp);
+      if (!pos.ok())
+        Throw(absl::StrCat("reading the position of partition ", tp.partition), pos.status());
+      ledger_.AddPartition(tp.partition, *pos);
+    }
+    assigned_ = !mine.empty();
+    next_commit_ = Clock::now() + o_.commit_interval;
+    spdlog::info("streams: {}: reading {} of {} partitions", label_, mine.size(), *count);
+  }
+
+  void next_tuple() override {
+    if (!assigned_) return;
+    auto now = Clock::now();
+    if (now >= next_commit_) {
+      Commit();
+      next_commit_ = now + o_.commit_interval;
+    }
+    if (const client::ConsumerRecord* r = ledger_.NextReplay()) {
+      collector_->emit(ToValues(*r), TopicMessageId(r->partition, r->offset));
+      return;
+    }
+    if (buffer_.empty()) {
+      auto polled = consumer_->Poll(std::chrono::milliseconds(0));
+      if (!polled.ok()) {
+        if (poll_errors_++ % 1000 == 0) {
+          spdlog::warn("streams: {}: poll: {}", label_, polled.status().ToString());
+        }
+        return;
+      }
+      for (auto& r : *polled) buffer_.push_back(std::move(r));
+      if (buffer_.empty()) return;
+    }
+    client::ConsumerRecord r = std::move(buffer_.front());
+    buffer_.pop_front();
+    Values values = ToValues(r);
+    const MessageId id = TopicMessageId(r.partition, r.offset);
+    ledger_.Emitted(std::move(r));
+    collector_->emit(std::move(values), id);
+  }
+
+  void ack(MessageId id) override {
+    ledger_.Acked(TopicMessagePartition(id), TopicMessageOffset(id));
+  }
+
+  void fail(MessageId id) override {
+    const int32_t p = TopicMessagePartition(id);
+    const int64_t off = TopicMessageOffset(id);
+    if (!ledger_.Failed(p, off, o_.max_replays)) {
+      spdlog::error("streams: {}: giving up on partition {} offset {} after {} replays", label_, p,
+                    off, o_.max_replays);
+    }
+  }
+
+  void close() override {
+    if (!consumer_) return;
+    Commit();
+    consumer_->Close();
+    consumer_.reset();
+  }
+
+  void declare_outputs(OutputDeclarer& d) override { d.declare(TopicSpoutFields()); }
+
+ private:
+  [[noreturn]] void Throw(const std::string& what, const absl::Status& s) {
+    throw std::runtime_error(absl::StrCat(label_, ": ", what, ": ", s.ToString()));
+  }
+
+  Values ToValues(const client::ConsumerRecord& r) const {
+    Values v;
+    v.reserve(6);
+    if (o_.bytes) {
+      v.emplace_back(Bytes{r.key.value_or("")});
+      v.emplace_back(Bytes{r.value.value_or("")});
+    } else {
+      v.emplace_back(r.key.value_or(""));
+      v.emplace_back(r.value.value_or(""));
+    }
+    v.emplace_back(r.topic);
+    v.emplace_back(int64_t{r.partition});
+    v.emplace_back(r.offset);
+    v.emplace_back(r.timestamp_ms);
+    return v;
+  }
+
+  void Commit() {
+    std::map<int32_t, int64_t> todo = ledger_.ToCommit();
+    if (todo.empty()) return;
+    std::map<client::TopicPartition, client::OffsetAndMetadata> offsets;
+    for (const auto& [p, o] : todo) offsets[{o_.topic, p}].offset = o;
+    absl::Status s = consumer_->CommitSync(offsets);
+    if (s.ok()) {
+      ledger_.Committed(todo);
+      return;
+    }
+    if (commit_errors_++ % 100 == 0) {
+      spdlog::warn("streams: {}: commit: {}", label_, s.ToString());
+    }
+  }
+
+  const TopicSpoutOptions o_;
+  std::string label_;
+  SpoutOutputCollector* collector_ = nullptr;
+  std::unique_ptr<client::Consumer> consumer_;
+  internal::SpoutLedger ledger_;
+  std::deque<client::ConsumerRecord> buffer_;  // polled, not yet emitted
+  bool assigned_ = false;
+  Clock::time_point next_commit_;
+  uint64_t poll_errors_ = 0;
+  uint64_t commit_errors_ = 0;
+};
+
+}  // namespace
+
+Fields TopicSpoutFields() {
+  return Fields{"key", "value", "topic", "partition", "offset", "timestamp"};
+}
+
+SpoutFactory TopicSpout(TopicSpoutOptions options) {
+  return [o = std::move(options)] { return std::make_unique<TopicSpoutImpl>(o); };
+}
+
+std::string ValueToBytes(const Value& v) {
+  switch (v.type()) {
+    case Value::Type::kString:
+      return v.as_string();
+    case Value::Type::kBytes:
+      return v.as_bytes().data;
+    case Value::Type::kInt64:
+      return std::to_string(v.as_int64());
+    case Value::Type::kBool:
+      return v.as_bool() ? "true" : "false";
+    case Value::Type::kDouble: {
+      char buf[32];
+      int n = std::snprintf(buf, sizeof(buf), "%.17g", v.as_double());
+      return std::string(buf, static_cast<size_t>(n));
+    }
+  }
+  return {};
+}
+
+}  // namespace brook::streams
