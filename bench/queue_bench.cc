@@ -7,11 +7,12 @@
 //       group receive and acknowledge each record individually (async Ack,
 //       batched by the client). Prints acknowledgements per second, from the
 //       first receive to the last acknowledgement answered.
-//   brook-bench-queue delayed [RECORDS] [SPREAD_S]
-//       A consumer subscribes, then RECORDS (default 1,000,000) records of
-//       100 B are written with deliver-at times spread over SPREAD_S seconds
-//       (default 20) starting 30 s after the run began, in random order
-//       within 5 s windows. Prints the broker's RSS while they are all
+//   brook-bench-queue delayed [RECORDS] [SPREAD_S] [CONSUMERS]
+//       CONSUMERS (default 1) consumers of one group subscribe, then
+//       RECORDS (default 1,000,000) records of 100 B are written with
+//       deliver-at times spread over SPREAD_S seconds (default 20) starting
+//       30 s after the run began, in random order within 5 s windows; the
+//       consumers receive and acknowledge them as they fall due. Prints the broker's RSS while they are all
 //       pending and at the end, and the delivery lateness (receive time -
 //       deliver-at) p50 / p99 / max; no record may come early.
 #include <algorithm>
@@ -156,7 +157,8 @@ int Acks(const std::string& ns, int64_t records, int consumers) {
   return errors.load() ? 1 : 0;
 }
 
-int Delayed(const std::string& ns, pid_t server_pid, int64_t records, int spread_s) {
+int Delayed(const std::string& ns, pid_t server_pid, int64_t records, int spread_s,
+            int consumers) {
   CreateTopic(ns, "bench-delayed", 4);
   const int64_t base = NowMs() + 30000;
   Subscribe(ns, "bench-delayed");
@@ -184,25 +186,46 @@ int Delayed(const std::string& ns, pid_t server_pid, int64_t records, int spread
               static_cast<long long>(delayed));
   std::vector<int64_t> lateness;
   lateness.reserve(static_cast<size_t>(records));
-  int64_t early = 0;
-  long rss_max = rss_pending;
+  std::mutex mu;  // guards lateness
+  std::atomic<int64_t> early{0};
+  std::atomic<int64_t> received{0};
+  std::atomic<long> rss_max{rss_pending};
   const auto deadline = Clock::now() + std::chrono::seconds(spread_s + 60);
-  while (static_cast<int64_t>(lateness.size()) < records && Clock::now() < deadline) {
-    auto got = (*q)->Receive(2000, 200ms);
-    if (!got.ok()) Die("receive", got.status());
-    const int64_t now = NowMs();
-    for (const auto& m : *got) {
-      int64_t at = 0;
-      for (const auto& h : m.record.headers) {
-        if (h.key == "brook-deliver-at" && h.value) (void)absl::SimpleAtoi(*h.value, &at);
-      }
-      if (now < at) ++early;
-      lateness.push_back(now - at);
-      (*q)->Ack(m);
-    }
-    rss_max = std::max(rss_max, RssKb(server_pid));
+  // The first consumer is `q`; the others are created here. Each receives,
+  // records the lateness of what it got and acknowledges it.
+  std::vector<std::unique_ptr<brook::client::QueueConsumer>> extra;
+  for (int i = 1; i < consumers; ++i) {
+    auto c = brook::client::QueueConsumer::Create(Config(ns, "bench-delayed"));
+    if (!c.ok()) Die("queue consumer", c.status());
+    extra.push_back(*std::move(c));
   }
-  (*q)->Flush(60s).IgnoreError();
+  auto drain = [&](brook::client::QueueConsumer* c, bool sample_rss) {
+    std::vector<int64_t> mine;
+    while (received.load() < records && Clock::now() < deadline) {
+      auto got = c->Receive(2000, 200ms);
+      if (!got.ok()) Die("receive", got.status());
+      const int64_t now = NowMs();
+      for (const auto& m : *got) {
+        int64_t at = 0;
+        for (const auto& h : m.record.headers) {
+          if (h.key == "brook-deliver-at" && h.value) (void)absl::SimpleAtoi(*h.value, &at);
+        }
+        if (now < at) ++early;
+        mine.push_back(now - at);
+        c->Ack(m);
+      }
+      received += static_cast<int64_t>(got->size());
+      if (sample_rss) rss_max = std::max(rss_max.load(), RssKb(server_pid));
+    }
+    c->Flush(60s).IgnoreError();
+    std::lock_guard<std::mutex> lock(mu);
+    lateness.insert(lateness.end(), mine.begin(), mine.end());
+  };
+  std::vector<std::thread> threads;
+  for (auto& c : extra) threads.emplace_back(drain, c.get(), false);
+  drain(q->get(), true);
+  for (auto& t : threads) t.join();
+  for (auto& c : extra) c->Close().IgnoreError();
   std::sort(lateness.begin(), lateness.end());
   auto pct = [&](double p) {
     return lateness.empty() ? -1
@@ -211,11 +234,11 @@ int Delayed(const std::string& ns, pid_t server_pid, int64_t records, int spread
   };
   std::printf("delivered %zu/%lld, early %lld; lateness ms p50 %lld p99 %lld max %lld; "
               "broker RSS max %ld MiB\n",
-              lateness.size(), static_cast<long long>(records), static_cast<long long>(early),
+              lateness.size(), static_cast<long long>(records), static_cast<long long>(early.load()),
               static_cast<long long>(pct(0.5)), static_cast<long long>(pct(0.99)),
-              static_cast<long long>(lateness.empty() ? -1 : lateness.back()), rss_max / 1024);
+              static_cast<long long>(lateness.empty() ? -1 : lateness.back()), rss_max.load() / 1024);
   (*q)->Close().IgnoreError();
-  return early == 0 && static_cast<int64_t>(lateness.size()) == records ? 0 : 1;
+  return early.load() == 0 && static_cast<int64_t>(lateness.size()) == records ? 0 : 1;
 }
 
 }  // namespace
@@ -223,7 +246,7 @@ int Delayed(const std::string& ns, pid_t server_pid, int64_t records, int spread
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode != "acks" && mode != "delayed") {
-    std::fprintf(stderr, "usage: %s acks [RECORDS] [CONSUMERS] | delayed [RECORDS] [SPREAD_S]\n",
+    std::fprintf(stderr, "usage: %s acks [RECORDS] [CONSUMERS] | delayed [RECORDS] [SPREAD_S] [CONSUMERS]\n",
                  argv[0]);
     return 2;
   }
@@ -234,5 +257,8 @@ int main(int argc, char** argv) {
   if (auto s = server.Start(); !s.ok()) Die("server", s);
   const std::string ns = server.nameserver().ToString();
   std::printf("brook-server pid %d, name server %s\n", server.pid(), ns.c_str());
-  return mode == "acks" ? Acks(ns, records, third) : Delayed(ns, server.pid(), records, third);
+  const int consumers = argc > 4 ? std::atoi(argv[4]) : 1;
+  if (consumers <= 0) return 2;
+  return mode == "acks" ? Acks(ns, records, third)
+                        : Delayed(ns, server.pid(), records, third, consumers);
 }
