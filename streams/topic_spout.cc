@@ -132,13 +132,13 @@ class TopicSpoutImpl : public ISpout {
   }
 
   void Commit() {
-    std::map<int32_t, int64_t> todo = ledger_.ToCommit();
-    if (todo.empty()) return;
+    std::map<int32_t, int64_t> to_commit = ledger_.ToCommit();
+    if (to_commit.empty()) return;
     std::map<client::TopicPartition, client::OffsetAndMetadata> offsets;
-    for (const auto& [p, o] : todo) offsets[{o_.topic, p}].offset = o;
+    for (const auto& [p, o] : to_commit) offsets[{o_.topic, p}].offset = o;
     absl::Status s = consumer_->CommitSync(offsets);
     if (s.ok()) {
-      ledger_.Committed(todo);
+      ledger_.Committed(to_commit);
       return;
     }
     if (commit_errors_++ % 100 == 0) {

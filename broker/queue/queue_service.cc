@@ -961,15 +961,15 @@ struct QueueService::Impl : std::enable_shared_from_this<QueueService::Impl> {
     int64_t last_commit = 0;
     int64_t last_check = 0;
     while (true) {
-      std::deque<std::function<void()>> todo;
+      std::deque<std::function<void()>> batch;
       {
         absl::MutexLock l(&mu);
         auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return stop_worker || !tasks.empty(); };
         mu.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(options.tick_ms));
         if (stop_worker) return;
-        todo.swap(tasks);
+        batch.swap(tasks);
       }
-      for (auto& t : todo) t();
+      for (auto& t : batch) t();
       const int64_t now = Now();
       TickAll(now);
       const int64_t steady = absl::ToUnixMillis(absl::Now());

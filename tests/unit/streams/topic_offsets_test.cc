@@ -71,11 +71,11 @@ TEST(SpoutLedger, FailuresHoldTheCommitPointAndAreReplayed) {
   l.Acked(0, 102);
   l.Acked(0, 103);
   l.Acked(1, 7);
-  auto todo = l.ToCommit();
-  ASSERT_EQ(todo.size(), 2u);
-  EXPECT_EQ(todo[0], 101);  // stuck at the failed record
-  EXPECT_EQ(todo[1], 8);
-  l.Committed(todo);
+  auto to_commit = l.ToCommit();
+  ASSERT_EQ(to_commit.size(), 2u);
+  EXPECT_EQ(to_commit[0], 101);  // stuck at the failed record
+  EXPECT_EQ(to_commit[1], 8);
+  l.Committed(to_commit);
   EXPECT_TRUE(l.ToCommit().empty());
 
   const client::ConsumerRecord* r = l.NextReplay();
@@ -86,9 +86,9 @@ TEST(SpoutLedger, FailuresHoldTheCommitPointAndAreReplayed) {
   EXPECT_EQ(l.NextReplay(), nullptr);
   EXPECT_EQ(l.in_flight(), 1u);
   l.Acked(0, 101);  // the replay completes
-  todo = l.ToCommit();
-  ASSERT_EQ(todo.size(), 1u);
-  EXPECT_EQ(todo[0], 104);
+  to_commit = l.ToCommit();
+  ASSERT_EQ(to_commit.size(), 1u);
+  EXPECT_EQ(to_commit[0], 104);
   EXPECT_EQ(l.in_flight(), 0u);
 }
 
