@@ -7,10 +7,11 @@
 // SetTags.
 //
 // Thread-safe: Receive, Ack, Nack, AckSync, Flush and Describe may be called
-// from any thread (Close must not run concurrently with Describe). Background threads: one long-poll receive loop per broker
-// leading a partition of the topic (started by the first Receive, so a
-// consumer used only to acknowledge or describe receives nothing), one thread
-// that sends acknowledgements, and the network thread.
+// from any thread (Close must not run concurrently with Describe).
+// Background threads: one long-poll receive loop per broker leading a
+// partition of the topic (started by the first Receive, so a consumer used
+// only to acknowledge or describe receives nothing), one thread that sends
+// acknowledgements, and the network thread.
 #pragma once
 
 #include <chrono>
