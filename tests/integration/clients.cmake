@@ -6,7 +6,7 @@ brook_integration_test(NAME integration_client_test
   DEPS brook::client brook::producer brook::consumer brook::common absl::strings)
 
 brook_integration_test(NAME integration_cli_test
-  SRCS cli_test.cc
+  SRCS cli_test.cc cli_runner.cc
   DEPS absl::strings)
 target_compile_definitions(integration_cli_test PRIVATE BROOK_CLI_BIN="$<TARGET_FILE:brook>")
 add_dependencies(integration_cli_test brook)
