@@ -4,9 +4,6 @@
 // committed offsets survive on the new leader and the members carry on and
 // rejoin there (NOT_COORDINATOR followed to the new leader); a leader that
 // stops gracefully releases the joins waiting on it at once.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -101,31 +98,6 @@ absl::StatusOr<Resp> CallFollowing(Cluster& cluster, int* id, proto::Api api,
     }
   }
   return last;
-}
-
-// A blocking HTTP/1.0 GET of 127.0.0.1:port; the whole response.
-std::string HttpGet(uint16_t port, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "socket failed";
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    close(fd);
-    return "connect failed";
-  }
-  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
-    close(fd);
-    return "write failed";
-  }
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return out;
 }
 
 std::string Assignment(const std::string& topic, std::vector<int32_t> partitions) {

@@ -5,9 +5,6 @@
 // group; /admin/groups; the group with its offsets surviving kill -9; and
 // consumer lag (high watermarks from the broker's heartbeat) on
 // /admin/groups and /metrics.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -56,31 +53,6 @@ std::future<absl::StatusOr<Resp>> CallAsync(std::shared_ptr<rpc::RpcClient> clie
                                             std::shared_ptr<google::protobuf::Message> req) {
   return std::async(std::launch::async,
                     [client, api, req] { return Call<Resp>(*client, api, *req); });
-}
-
-// A blocking HTTP/1.0 GET of 127.0.0.1:port; the whole response.
-std::string HttpGet(uint16_t port, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "socket failed";
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    close(fd);
-    return "connect failed";
-  }
-  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
-    close(fd);
-    return "write failed";
-  }
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return out;
 }
 
 std::string Assignment(const std::string& topic, std::vector<int32_t> partitions) {

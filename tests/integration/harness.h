@@ -115,4 +115,8 @@ absl::StatusOr<FetchResult> Fetch(rpc::RpcClient& broker, const std::string& top
                                   int32_t partition, int64_t offset, int32_t max_wait_ms = 0,
                                   int32_t min_bytes = 0, int32_t max_bytes = 16 << 20);
 
+// A blocking HTTP/1.0 GET of 127.0.0.1:port (an admin port); the whole
+// response (status line, headers, body), or a short error text.
+std::string HttpGet(uint16_t port, const std::string& path);
+
 }  // namespace brook::testing
