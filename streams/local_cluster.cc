@@ -881,7 +881,8 @@ bool LocalCluster::Runtime::Quiet() {
 absl::Status LocalCluster::Runtime::Stop(std::chrono::milliseconds drain_timeout) {
   if (!started_ || stopped_) return absl::OkStatus();
   spouts_active_ = false;
-  ticks_on_ = false;
+  // Ticks go on while draining: windowed bolts need them to move their
+  // watermarks past the tuples they hold, which are acked only then.
   auto deadline = Clock::now() + drain_timeout;
   bool drained = false;
   int quiet_polls = 0;
@@ -896,6 +897,7 @@ absl::Status LocalCluster::Runtime::Stop(std::chrono::milliseconds drain_timeout
     if (Clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  ticks_on_ = false;
   {
     absl::MutexLock l(&run_mu_);
     halt_ = true;

@@ -46,8 +46,9 @@ class LocalCluster {
 
   // Graceful stop: spouts stop getting next_tuple, in-flight tuples drain
   // (until every queue is empty and, with acking, every tracked tree is acked
-  // or failed) for at most `drain_timeout`, then threads stop and close /
-  // cleanup run on every task. DeadlineExceeded if draining timed out (the
+  // or failed) for at most `drain_timeout`, tick tuples still arriving (so
+  // windowed bolts close the windows holding tuples), then threads stop and
+  // close / cleanup run on every task. DeadlineExceeded if draining timed out (the
   // rest is dropped; the topology is stopped either way). OK if nothing runs.
   // Blocks until calls already inside user code (execute, next_tuple) return.
   absl::Status Stop(std::chrono::milliseconds drain_timeout = std::chrono::seconds(10));
