@@ -30,6 +30,7 @@
 #include "brook/streams/local_cluster.h"
 #include "brook/streams/topic.h"
 #include "brook/streams/window.h"
+#include "examples/example_flags.h"
 
 namespace {
 
@@ -48,37 +49,6 @@ struct Flags {
   int seconds = 3;
   int timeout_s = 60;
 };
-
-bool ParseFlags(int argc, char** argv, Flags* f) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto val = [&](const char* name, std::string* out) {
-      std::string prefix = std::string("--") + name + "=";
-      if (a.rfind(prefix, 0) != 0) return false;
-      *out = a.substr(prefix.size());
-      return true;
-    };
-    std::string v;
-    if (val("nameservers", &f->nameservers)) continue;
-    if (val("records", &v)) {
-      f->records = std::atoi(v.c_str());
-    } else if (val("keys", &v)) {
-      f->keys = std::max(1, std::atoi(v.c_str()));
-    } else if (val("window_ms", &v)) {
-      f->window_ms = std::max(1, std::atoi(v.c_str()));
-    } else if (val("seconds", &v)) {
-      f->seconds = std::max(0, std::atoi(v.c_str()));
-    } else if (val("timeout", &v)) {
-      f->timeout_s = std::atoi(v.c_str());
-    } else {
-      std::fprintf(stderr, "unknown argument %s (see the comment atop streams_join.cc)\n",
-                   a.c_str());
-      return false;
-    }
-  }
-  if (f->nameservers.empty()) f->nameservers = client::DefaultNameservers();
-  return true;
-}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -110,7 +80,15 @@ void JoinWindow(const Window& w, WindowEmitter& out) {
 
 int main(int argc, char** argv) {
   Flags f;
-  if (!ParseFlags(argc, argv, &f)) return 2;
+  brook::examples::ExampleFlags flags(argc, argv);
+  flags.String("nameservers", &f.nameservers);
+  flags.Int("records", &f.records);
+  flags.Int("keys", &f.keys, 1);
+  flags.Int("window_ms", &f.window_ms, 1);
+  flags.Int("seconds", &f.seconds);
+  flags.Int("timeout", &f.timeout_s);
+  if (!flags.Done("streams_join.cc")) return 2;
+  if (f.nameservers.empty()) f.nameservers = client::DefaultNameservers();
   auto admin = client::Admin::Create(client::AdminConfig{f.nameservers, 10s});
   if (!admin.ok()) {
     std::fprintf(stderr, "admin: %s\n", admin.status().ToString().c_str());

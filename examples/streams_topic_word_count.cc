@@ -39,6 +39,7 @@
 #include "brook/streams/state.h"
 #include "brook/streams/topic.h"
 #include "common/http/admin_server.h"
+#include "examples/example_flags.h"
 
 namespace {
 
@@ -59,41 +60,6 @@ struct Flags {
   int timeout_s = 60;
   bool forever = false;
 };
-
-bool ParseFlags(int argc, char** argv, Flags* f) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto val = [&](const char* name, std::string* out) {
-      std::string prefix = std::string("--") + name + "=";
-      if (a.rfind(prefix, 0) != 0) return false;
-      *out = a.substr(prefix.size());
-      return true;
-    };
-    std::string v;
-    if (val("nameservers", &f->nameservers) || val("input", &f->input) ||
-        val("output", &f->output) || val("group", &f->group) || val("name", &f->name) ||
-        val("admin", &f->admin)) {
-      continue;
-    } else if (val("sentences", &v)) {
-      f->sentences = std::atoi(v.c_str());
-    } else if (val("partitions", &v)) {
-      f->partitions = std::atoi(v.c_str());
-    } else if (val("parallelism", &v)) {
-      f->parallelism = std::max(1, std::atoi(v.c_str()));
-    } else if (val("timeout", &v)) {
-      f->timeout_s = std::atoi(v.c_str());
-    } else if (a == "--forever") {
-      f->forever = true;
-    } else {
-      std::fprintf(stderr,
-                   "unknown argument %s (see the comment atop streams_topic_word_count.cc)\n",
-                   a.c_str());
-      return false;
-    }
-  }
-  if (f->nameservers.empty()) f->nameservers = client::DefaultNameservers();
-  return true;
-}
 
 // Sentences of about 100 bytes from a small vocabulary; `seed` varies them.
 std::vector<std::string> MakeSentences(int n, uint64_t seed) {
@@ -219,7 +185,19 @@ void OnSignal(int) { g_stop = true; }
 
 int main(int argc, char** argv) {
   Flags f;
-  if (!ParseFlags(argc, argv, &f)) return 2;
+  brook::examples::ExampleFlags flags(argc, argv);
+  for (auto [name, out] : {std::pair{"nameservers", &f.nameservers}, {"input", &f.input},
+                           {"output", &f.output}, {"group", &f.group}, {"name", &f.name},
+                           {"admin", &f.admin}}) {
+    flags.String(name, out);
+  }
+  flags.Int("sentences", &f.sentences);
+  flags.Int("partitions", &f.partitions);
+  flags.Int("parallelism", &f.parallelism, 1);
+  flags.Int("timeout", &f.timeout_s);
+  flags.Switch("forever", &f.forever);
+  if (!flags.Done("streams_topic_word_count.cc")) return 2;
+  if (f.nameservers.empty()) f.nameservers = client::DefaultNameservers();
 
   auto admin = client::Admin::Create(client::AdminConfig{f.nameservers, 10s});
   if (!admin.ok()) {

@@ -5,10 +5,16 @@
 //   streams_word_count                      count 10,000 sentences, print the
 //                                           counts, check them (exit 1 if wrong)
 //   streams_word_count --bench [--acking=on|off] [--seconds=N] [--threads=N]
-//                      [--split=N] [--count=N]
+//                      [--split=N] [--count=N] [--max-pending=N]
 //                                           micro-benchmark: tuples/s arriving
 //                                           at the count bolt, and its execute
 //                                           latency percentiles
+//   streams_word_count --bench --source=topic [--nameservers=H:P]
+//                      [--sentences=1000000] [--partitions=4] [--spouts=N] ...
+//                                           the same with a topic spout: first
+//                                           produces the sentences to a new
+//                                           topic of a running server, then
+//                                           measures the topology reading it
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -21,10 +27,14 @@
 #include <thread>
 #include <vector>
 
+#include "brook/admin.h"
+#include "brook/producer.h"
 #include "brook/streams/helpers.h"
 #include "brook/streams/local_cluster.h"
+#include "brook/streams/topic.h"
 #include "brook/streams/topology.h"
 #include "common/http/metrics.h"
+#include "examples/example_flags.h"
 
 namespace {
 
@@ -99,9 +109,11 @@ class SentenceSpout : public ISpout {
   std::vector<uint64_t> replay_;
 };
 
-BoltFactory Split() {
-  return FlatMapBolt(Fields{"word"}, [](const Tuple& t, const Emit& emit) {
-    const std::string& s = t.get(0).as_string();
+// Splits the sentence in input field `field` (an index: the in-memory spout's
+// sentence is field 0, a topic spout's value field 1) into words.
+BoltFactory Split(size_t field = 0) {
+  return FlatMapBolt(Fields{"word"}, [field](const Tuple& t, const Emit& emit) {
+    const std::string& s = t.get(field).as_string();
     size_t i = 0;
     while (i < s.size()) {
       size_t j = s.find(' ', i);
@@ -110,28 +122,6 @@ BoltFactory Split() {
       i = j + 1;
     }
   });
-}
-
-bool Flag(int argc, char** argv, const char* name, std::string* value) {
-  size_t n = std::strlen(name);
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], name, n) == 0) {
-      if (argv[i][n] == '=') {
-        *value = argv[i] + n + 1;
-        return true;
-      }
-      if (argv[i][n] == '\0') {
-        *value = "";
-        return true;
-      }
-    }
-  }
-  return false;
-}
-
-int IntFlag(int argc, char** argv, const char* name, int def) {
-  std::string v;
-  return Flag(argc, argv, name, &v) && !v.empty() ? std::atoi(v.c_str()) : def;
 }
 
 double Quantile(const brook::metrics::Histogram& h, double q) {
@@ -202,15 +192,63 @@ int RunCount() {
   return 0;
 }
 
+// Produces `n` of `sentences` (round robin) to a new topic of `partitions`
+// partitions; returns its name.
+absl::StatusOr<std::string> FillTopic(const std::string& nameservers, int partitions, int n,
+                                      const std::vector<std::string>& sentences) {
+  namespace client = brook::client;
+  auto admin = client::Admin::Create(client::AdminConfig{nameservers, std::chrono::seconds(10)});
+  if (!admin.ok()) return admin.status();
+  const std::string topic =
+      "bench-sentences-" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+  auto info = (*admin)->CreateTopic(client::NewTopic{topic, partitions, 0, {}});
+  if (!info.ok()) return info.status();
+  client::ProducerConfig pc;
+  pc.nameservers = nameservers;
+  auto producer = client::Producer::Create(pc);
+  if (!producer.ok()) return producer.status();
+  std::atomic<int> failed{0};
+  for (int i = 0; i < n; ++i) {
+    client::ProducerRecord r;
+    r.topic = topic;
+    r.partition = i % partitions;
+    r.value = sentences[static_cast<size_t>(i) % sentences.size()];
+    (*producer)->Send(std::move(r), [&failed](const absl::StatusOr<client::RecordMetadata>& m) {
+      if (!m.ok()) ++failed;
+    });
+  }
+  absl::Status s = (*producer)->Close();
+  if (!s.ok()) return s;
+  if (failed > 0) return absl::UnavailableError(std::to_string(failed) + " sends failed");
+  return topic;
+}
+
 int RunBench(int argc, char** argv) {
-  std::string acking_flag = "on";
-  Flag(argc, argv, "--acking", &acking_flag);
+  std::string acking_flag = "on", source = "memory", nameservers;
+  int seconds = 5, threads = 0, split = 1, count = 1, pending = 5000;
+  int spouts = 1, partitions = 4, topic_sentences = 1000000;
+  bool bench = false;
+  brook::examples::ExampleFlags flags(argc, argv);
+  flags.Switch("bench", &bench);
+  flags.String("acking", &acking_flag);
+  flags.String("source", &source);
+  flags.String("nameservers", &nameservers);
+  flags.Int("seconds", &seconds, 1);
+  flags.Int("threads", &threads);
+  flags.Int("split", &split, 1);
+  flags.Int("count", &count, 1);
+  flags.Int("max-pending", &pending, 1);
+  flags.Int("spouts", &spouts, 1);
+  flags.Int("partitions", &partitions, 1);
+  flags.Int("sentences", &topic_sentences, 1);
+  if (!flags.Done("streams_word_count.cc")) return 2;
+  if (source != "memory" && source != "topic") {
+    std::fprintf(stderr, "--source is memory or topic, not %s\n", source.c_str());
+    return 2;
+  }
   const bool acking = acking_flag != "off";
-  const int seconds = IntFlag(argc, argv, "--seconds", 5);
-  const int threads = IntFlag(argc, argv, "--threads", 0);
-  const int split = IntFlag(argc, argv, "--split", 1);
-  const int count = IntFlag(argc, argv, "--count", 1);
-  const int pending = IntFlag(argc, argv, "--max-pending", 5000);
   auto sentences = std::make_shared<const std::vector<std::string>>(MakeSentences(1000));
   double words = 0;
   for (const auto& x : *sentences) {
@@ -219,9 +257,29 @@ int RunBench(int argc, char** argv) {
   const double words_per_sentence = words / static_cast<double>(sentences->size());
 
   TopologyBuilder b;
-  b.set_spout("sentences",
-              [=] { return std::make_unique<SentenceSpout>(sentences, 0, /*track=*/acking); });
-  b.set_bolt("split", Split(), split).local_or_shuffle_grouping("sentences");
+  size_t sentence_field = 0;
+  if (source == "topic") {
+    // The sentences are produced first; the topology then reads the backlog.
+    if (nameservers.empty()) nameservers = brook::client::DefaultNameservers();
+    auto start = std::chrono::steady_clock::now();
+    auto topic = FillTopic(nameservers, partitions, topic_sentences, *sentences);
+    if (!topic.ok()) {
+      std::fprintf(stderr, "filling the topic: %s\n", topic.status().ToString().c_str());
+      return 1;
+    }
+    std::printf("produced %d sentences to %s in %.1f s\n", topic_sentences, topic->c_str(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    TopicSpoutOptions o;
+    o.topic = *topic;
+    o.group_id = *topic + "-bench";
+    o.nameservers = nameservers;
+    b.set_spout("sentences", TopicSpout(o), spouts);
+    sentence_field = 1;  // value
+  } else {
+    b.set_spout("sentences",
+                [=] { return std::make_unique<SentenceSpout>(sentences, 0, /*track=*/acking); });
+  }
+  b.set_bolt("split", Split(sentence_field), split).local_or_shuffle_grouping("sentences");
   b.set_bolt("count", KeyedCountBolt({"word"}, /*emit_updates=*/false), count)
       .fields_grouping("split", Fields{"word"});
   Config config;
@@ -241,14 +299,19 @@ int RunBench(int argc, char** argv) {
   uint64_t end_count = cluster.Stats("count").executed;
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   auto spout = cluster.Stats("sentences");
+  if (source == "topic" && spout.emitted >= static_cast<uint64_t>(topic_sentences)) {
+    std::fprintf(stderr,
+                 "warning: the spout read the whole topic during the measurement; the rate is "
+                 "understated (use more --sentences)\n");
+  }
   s = cluster.Stop(std::chrono::seconds(30));
   auto* latency = brook::metrics::Registry::Global().GetHistogram(
       "brook_streams_execute_latency_seconds", {{"topology", name}, {"component", "count"}}, "");
   std::printf(
-      "acking=%s threads=%d split=%d count=%d: %.0f tuples/s at the count bolt "
-      "(%.0f sentences/s); count execute p50 <= %.2f us, p99 <= %.2f us; "
+      "source=%s acking=%s threads=%d spouts=%d split=%d count=%d: %.0f tuples/s at the count "
+      "bolt (%.0f sentences/s); count execute p50 <= %.2f us, p99 <= %.2f us; "
       "spout acked %llu failed %llu; stop: %s\n",
-      acking ? "on" : "off", threads, split, count,
+      source.c_str(), acking ? "on" : "off", threads, spouts, split, count,
       static_cast<double>(end_count - start_count) / elapsed,
       static_cast<double>(end_count - start_count) / elapsed / words_per_sentence,
       Quantile(*latency, 0.5) * 1e6, Quantile(*latency, 0.99) * 1e6,
@@ -260,7 +323,10 @@ int RunBench(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string unused;
-  if (Flag(argc, argv, "--bench", &unused)) return RunBench(argc, argv);
+  bool bench = false;
+  brook::examples::ExampleFlags flags(argc, argv);
+  flags.Switch("bench", &bench);
+  if (bench) return RunBench(argc, argv);
+  if (!flags.Done("streams_word_count.cc")) return 2;
   return RunCount();
 }

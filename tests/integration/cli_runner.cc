@@ -1,4 +1,5 @@
-// Runs the real `brook` binary as a subprocess (see cli_runner.h).
+// Runs the real `brook` binary or another program as a subprocess (see
+// cli_runner.h).
 #include "tests/integration/cli_runner.h"
 
 #include <fcntl.h>
@@ -32,6 +33,11 @@ std::string ReadFile(const std::string& path) {
 
 CliResult RunCli(const std::vector<std::string>& args, const std::string& input,
                  std::chrono::seconds timeout) {
+  return RunProgram(BROOK_CLI_BIN, args, input, timeout);
+}
+
+CliResult RunProgram(const std::string& binary, const std::vector<std::string>& args,
+                     const std::string& input, std::chrono::seconds timeout) {
   static int counter = 0;
   const std::string base =
       (std::filesystem::temp_directory_path() /
@@ -47,7 +53,7 @@ CliResult RunCli(const std::vector<std::string>& args, const std::string& input,
                                    0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
-  std::vector<std::string> argv_s = {BROOK_CLI_BIN};
+  std::vector<std::string> argv_s = {binary};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (std::string& a : argv_s) argv.push_back(a.data());

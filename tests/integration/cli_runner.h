@@ -1,5 +1,6 @@
 // Runs the real `brook` binary (BROOK_CLI_BIN, defined by the test target)
-// as a subprocess, for the command-line tool's integration tests.
+// or another program as a subprocess, for the command-line tool's and the
+// examples' integration tests.
 #pragma once
 
 #include <chrono>
@@ -17,6 +18,11 @@ struct CliResult {
 // Runs `brook args...` with `input` on stdin; kills it after `timeout`.
 CliResult RunCli(const std::vector<std::string>& args, const std::string& input = "",
                  std::chrono::seconds timeout = std::chrono::seconds(30));
+
+// The same for any program (an example binary).
+CliResult RunProgram(const std::string& binary, const std::vector<std::string>& args,
+                     const std::string& input = "",
+                     std::chrono::seconds timeout = std::chrono::seconds(30));
 
 // "exit N", stdout and stderr, for assertion messages.
 std::string Describe(const CliResult& r);
