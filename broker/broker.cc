@@ -31,6 +31,7 @@
 #include "broker/queue/queue_service.h"
 #include "broker/replication/fetcher.h"
 #include "broker/storage/log.h"
+#include "broker/storage/log_cleaner.h"
 #include "common/errors.h"
 #include "common/http/metrics.h"
 #include "common/record_batch.h"
@@ -171,6 +172,8 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
   BrokerOptions options;
   boost::asio::io_context& io;
   std::unique_ptr<storage::Flusher> flusher;
+  // Compacts compacted topics' partitions on its own thread (Start/Stop).
+  std::unique_ptr<storage::LogCleaner> cleaner;
   std::unique_ptr<PartitionManager> partitions;
   // Queue subscriptions; `queue_host` reaches back into this state.
   std::unique_ptr<queue::QueueHost> queue_host;
@@ -1447,7 +1450,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Open(storage::FileSystem* fs, Br
     if (auto p = rpc::ParseHostPort(hp); !p.ok()) return p.status();
   }
   if (options.coordinator_heartbeat_ms <= 0 || options.nameserver_heartbeat_ms <= 0 ||
-      options.retention_check_ms <= 0) {
+      options.retention_check_ms <= 0 || options.log_cleaner_interval_ms <= 0) {
     return absl::InvalidArgumentError("broker: heartbeat and retention intervals must be positive");
   }
   if (auto s = fs->CreateDirs(options.data_dir); !s.ok()) return s;
@@ -1455,6 +1458,33 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Open(storage::FileSystem* fs, Br
   state->flusher = std::make_unique<storage::Flusher>();
   state->partitions = std::make_unique<PartitionManager>(
       fs, state->flusher.get(), state->options.data_dir, state->options.default_topic_config);
+  {
+    storage::LogCleaner::Options co;
+    co.interval_ms = state->options.log_cleaner_interval_ms;
+    PartitionManager* pm = state->partitions.get();
+    co.targets = [pm] {
+      std::vector<storage::LogCleaner::Target> out;
+      for (const auto& p : pm->All()) {
+        if (p->closed()) continue;
+        // Only records below the high watermark decide what is removed:
+        // anything above it may still be truncated away.
+        out.push_back({p->tp().ToString(), p, &p->log(), p->high_watermark()});
+      }
+      return out;
+    };
+    auto& reg = metrics::Registry::Global();
+    metrics::Counter* runs = reg.GetCounter("brook_log_cleaner_runs_total", {},
+                                            "Log compactions that cleaned a partition");
+    metrics::Counter* removed = reg.GetCounter("brook_log_cleaner_bytes_removed_total", {},
+                                               "Bytes removed from partitions by log compaction");
+    co.on_result = [runs, removed](const storage::LogCleaner::Target&,
+                                   const storage::CompactionStats& st) {
+      if (!st.cleaned) return;
+      runs->Inc();
+      removed->Inc(static_cast<double>(st.bytes_removed));
+    };
+    state->cleaner = std::make_unique<storage::LogCleaner>(std::move(co));
+  }
   state->queue_host = std::make_unique<BrokerQueueHost>(state.get());
   queue::QueueServiceOptions qo;
   qo.dir = state->options.data_dir + "/__queues";
@@ -1517,6 +1547,7 @@ void Broker::Start() {
   s->heartbeat_thread = std::thread([s] { s->HeartbeatLoop(); });
   s->isr_thread = std::thread([s] { s->IsrLoop(); });
   s->queue->Start();
+  s->cleaner->Start();
   if (!s->options.nameservers.empty()) {
     s->nameserver_thread = std::thread([s] { s->NameServerLoop(); });
   }
@@ -1568,6 +1599,7 @@ absl::Status Broker::Stop() {
       st->Complete(session, nullptr, {}, proto::SHUTTING_DOWN);
     });
   }
+  s->cleaner->Stop();  // before the logs close
   s->stop_status = s->partitions->CloseAll();
   return s->stop_status;
 }

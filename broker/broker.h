@@ -33,6 +33,9 @@ struct BrokerOptions {
   int64_t coordinator_heartbeat_ms = 2000;  // long-poll wait of the heartbeat
   int64_t nameserver_heartbeat_ms = 1000;
   int64_t retention_check_ms = 60000;
+  // How often the log cleaner thread compacts the partitions of compacted
+  // topics (cleanup.policy=compact; storage::LogCleaner).
+  int64_t log_cleaner_interval_ms = 15000;
   // Fetches parked for long-poll beyond this are answered at once.
   size_t max_parked_fetches = 10000;
   // Replication: a follower whose fetches have not reached the leader's log

@@ -53,7 +53,17 @@ storage::LogConfig MergeLogConfig(const proto::TopicConfig& topic,
   BROOK_MERGE(retention_bytes, retention_bytes)
   BROOK_MERGE(index_interval_bytes, index_interval_bytes)
   BROOK_MERGE(max_message_bytes, max_batch_bytes)
+  BROOK_MERGE(delete_retention_ms, delete_retention_ms)
+  BROOK_MERGE(min_cleanable_dirty_ratio, min_cleanable_dirty_ratio)
+  BROOK_MERGE(min_compaction_lag_ms, min_compaction_lag_ms)
 #undef BROOK_MERGE
+  const proto::CleanupPolicy cleanup = topic.has_cleanup_policy()
+                                           ? topic.cleanup_policy()
+                                           : server_defaults.cleanup_policy();
+  c.cleanup_policy = cleanup == proto::CLEANUP_COMPACT ? storage::CleanupPolicy::kCompact
+                     : cleanup == proto::CLEANUP_COMPACT_DELETE
+                         ? storage::CleanupPolicy::kCompactDelete
+                         : storage::CleanupPolicy::kDelete;
   return c;
 }
 

@@ -1,6 +1,7 @@
 // Topic config validation and conversion.
 #include "client/topic_config.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
@@ -56,6 +57,30 @@ absl::StatusOr<proto::TopicConfig> TopicConfigFromMap(const std::map<std::string
       c.set_unclean_leader_election(v == "true");
       continue;
     }
+    if (key == "cleanup.policy") {
+      std::string v = absl::AsciiStrToLower(value);
+      v.erase(std::remove(v.begin(), v.end(), ' '), v.end());
+      if (v == "delete") {
+        c.set_cleanup_policy(proto::CLEANUP_DELETE);
+      } else if (v == "compact") {
+        c.set_cleanup_policy(proto::CLEANUP_COMPACT);
+      } else if (v == "compact,delete" || v == "delete,compact") {
+        c.set_cleanup_policy(proto::CLEANUP_COMPACT_DELETE);
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config cleanup.policy='", value, "' is not one of delete, compact, compact,delete"));
+      }
+      continue;
+    }
+    if (key == "min.cleanable.dirty.ratio") {
+      double d = 0;
+      if (!absl::SimpleAtod(value, &d) || !(d >= 0.0 && d <= 1.0)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config min.cleanable.dirty.ratio='", value, "' is not a number in [0, 1]"));
+      }
+      c.set_min_cleanable_dirty_ratio(d);
+      continue;
+    }
     absl::StatusOr<int64_t> v;
     if (key == "flush.ms") {
       v = ParseInt(key, value, 0, kI64Max);
@@ -78,6 +103,12 @@ absl::StatusOr<proto::TopicConfig> TopicConfigFromMap(const std::map<std::string
     } else if (key == "min.insync.replicas") {
       v = ParseInt(key, value, 1, kI32Max);
       if (v.ok()) c.set_min_insync_replicas(static_cast<int32_t>(*v));
+    } else if (key == "delete.retention.ms") {
+      v = ParseInt(key, value, 0, kI64Max);
+      if (v.ok()) c.set_delete_retention_ms(*v);
+    } else if (key == "min.compaction.lag.ms") {
+      v = ParseInt(key, value, 0, kI64Max);
+      if (v.ok()) c.set_min_compaction_lag_ms(*v);
     } else if (key == "index.interval.bytes") {
       v = ParseInt(key, value, 1, kI32Max);
       if (v.ok()) c.set_index_interval_bytes(static_cast<int32_t>(*v));
@@ -113,6 +144,20 @@ std::map<std::string, std::string> TopicConfigToMap(const proto::TopicConfig& c)
   }
   if (c.has_unclean_leader_election()) {
     m["unclean.leader.election.enable"] = c.unclean_leader_election() ? "true" : "false";
+  }
+  if (c.has_cleanup_policy()) {
+    switch (c.cleanup_policy()) {
+      case proto::CLEANUP_COMPACT: m["cleanup.policy"] = "compact"; break;
+      case proto::CLEANUP_COMPACT_DELETE: m["cleanup.policy"] = "compact,delete"; break;
+      default: m["cleanup.policy"] = "delete"; break;
+    }
+  }
+  if (c.has_delete_retention_ms()) m["delete.retention.ms"] = absl::StrCat(c.delete_retention_ms());
+  if (c.has_min_cleanable_dirty_ratio()) {
+    m["min.cleanable.dirty.ratio"] = absl::StrCat(c.min_cleanable_dirty_ratio());
+  }
+  if (c.has_min_compaction_lag_ms()) {
+    m["min.compaction.lag.ms"] = absl::StrCat(c.min_compaction_lag_ms());
   }
   return m;
 }

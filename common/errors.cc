@@ -56,6 +56,7 @@ static absl::StatusCode CanonicalFor(proto::ErrorCode code) {
     case ErrorCode::INVALID_PARTITIONS:
     case ErrorCode::INVALID_CONFIG:
     case ErrorCode::RECORD_TOO_LARGE:
+    case ErrorCode::INVALID_RECORD:
     case ErrorCode::INVALID_REQUIRED_ACKS: return absl::StatusCode::kInvalidArgument;
     default: return absl::StatusCode::kUnknown;
   }

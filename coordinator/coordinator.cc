@@ -69,6 +69,19 @@ absl::Status ValidateTopicConfig(const proto::TopicConfig& c, int32_t replicatio
       (c.min_insync_replicas() < 1 || c.min_insync_replicas() > replication_factor)) {
     return invalid(absl::StrCat("min_insync_replicas must be in 1..", replication_factor));
   }
+  if (c.has_cleanup_policy() && !proto::CleanupPolicy_IsValid(c.cleanup_policy())) {
+    return invalid(absl::StrCat("unknown cleanup_policy ", c.cleanup_policy()));
+  }
+  if (c.has_delete_retention_ms() && c.delete_retention_ms() < 0) {
+    return invalid("delete_retention_ms must be >= 0");
+  }
+  if (c.has_min_compaction_lag_ms() && c.min_compaction_lag_ms() < 0) {
+    return invalid("min_compaction_lag_ms must be >= 0");
+  }
+  if (c.has_min_cleanable_dirty_ratio() &&
+      !(c.min_cleanable_dirty_ratio() >= 0.0 && c.min_cleanable_dirty_ratio() <= 1.0)) {
+    return invalid("min_cleanable_dirty_ratio must be in [0, 1]");
+  }
   return absl::OkStatus();
 }
 

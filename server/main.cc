@@ -56,6 +56,9 @@ ABSL_FLAG(std::string, nameservers, "",
           "process's own name server, else 127.0.0.1:9876");
 ABSL_FLAG(std::string, config, "", "ServerConfig file in protobuf text format");
 ABSL_FLAG(int32_t, io_threads, 2, "Threads running the network event loop");
+ABSL_FLAG(int64_t, log_cleaner_interval_ms, 15000,
+          "Broker: how often the log cleaner compacts partitions of topics with "
+          "cleanup.policy=compact (ms)");
 ABSL_FLAG(uint32_t, max_frame_bytes, 64u * 1024 * 1024, "Frames above this size are refused");
 ABSL_FLAG(int32_t, group_initial_rebalance_delay_ms, 3000,
           "Consumer groups: how long a group leaving Empty waits for more members before its "
@@ -223,6 +226,7 @@ int Run(const Settings& settings) {
     if (cfg.has_broker_heartbeat_ms()) o.coordinator_heartbeat_ms = cfg.broker_heartbeat_ms();
     if (cfg.has_nameserver_heartbeat_ms()) o.nameserver_heartbeat_ms = cfg.nameserver_heartbeat_ms();
     if (cfg.has_retention_check_ms()) o.retention_check_ms = cfg.retention_check_ms();
+    o.log_cleaner_interval_ms = absl::GetFlag(FLAGS_log_cleaner_interval_ms);
     if (cfg.has_replica_lag_time_max_ms()) o.replica_lag_time_max_ms = cfg.replica_lag_time_max_ms();
     if (cfg.has_replica_fetch_wait_ms()) o.replica_fetch_wait_ms = cfg.replica_fetch_wait_ms();
     if (cfg.has_controlled_shutdown_timeout_ms()) {

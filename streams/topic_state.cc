@@ -111,7 +111,9 @@ class TopicBackend : public StateBackend {
     if (!admin.ok()) return admin.status();
     // Create first: describing a topic that does not exist waits for it
     // until the request timeout.
-    client::NewTopic t{topic, num_tasks, o_.replication_factor, {}};
+    // Compacted: the cleaner keeps only each key's latest value (or its
+    // tombstone, for delete.retention.ms), so restore time stays bounded.
+    client::NewTopic t{topic, num_tasks, o_.replication_factor, {{"cleanup.policy", "compact"}}};
     auto info = (*admin)->CreateTopic(t);
     if (absl::IsAlreadyExists(info.status())) info = (*admin)->DescribeTopic(topic);
     if (!info.ok()) {

@@ -26,7 +26,9 @@ const char kTopicUsage[] =
     "--config may be repeated; keys are Kafka-style: flush.policy (always|interval|os),\n"
     "flush.ms, segment.bytes, segment.ms, retention.ms, retention.bytes,\n"
     "max.message.bytes, min.insync.replicas, index.interval.bytes,\n"
-    "unclean.leader.election.enable (true|false).\n";
+    "unclean.leader.election.enable (true|false), cleanup.policy (delete|compact|\n"
+    "compact,delete), delete.retention.ms, min.cleanable.dirty.ratio (0..1),\n"
+    "min.compaction.lag.ms.\n";
 
 namespace {
 

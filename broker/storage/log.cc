@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "broker/storage/compaction.h"
 #include "broker/storage/segment.h"
 #include "common/errors.h"
 #include "common/record_batch.h"
@@ -25,6 +26,8 @@ namespace brook::storage {
 namespace {
 
 constexpr char kEpochCheckpointName[] = "leader-epoch-checkpoint";
+constexpr char kCleanerCheckpointName[] = "cleaner-checkpoint";
+constexpr char kCleanedSuffix[] = ".cleaned";
 
 int64_t SystemNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -68,6 +71,11 @@ struct PartitionLog::Impl {
   int64_t total_bytes ABSL_GUARDED_BY(mu) = 0;
   std::vector<std::pair<int32_t, int64_t>> epochs ABSL_GUARDED_BY(mu);  // (epoch, start)
   uint64_t truncate_gen ABSL_GUARDED_BY(mu) = 0;  // bumped by TruncateTo
+  // Cleaner checkpoint: every segment whose base is below it has been
+  // compacted (docs/formats/segment.md, cleaner-checkpoint).
+  int64_t clean_offset ABSL_GUARDED_BY(mu) = 0;
+  // Serializes Compact calls (taken before mu).
+  absl::Mutex compact_mu;
   bool closed ABSL_GUARDED_BY(mu) = false;
   absl::Status failed_status ABSL_GUARDED_BY(mu);
   std::atomic<bool> failed{false};
@@ -109,6 +117,29 @@ struct PartitionLog::Impl {
   }
 
   std::string EpochCheckpointPath() const { return dir + "/" + kEpochCheckpointName; }
+  std::string CleanerCheckpointPath() const { return dir + "/" + kCleanerCheckpointName; }
+
+  absl::Status PersistCleanOffset(int64_t offset) {
+    std::string text = absl::StrCat("0\n", offset, "\n");
+    return WriteFileAtomic(fs, CleanerCheckpointPath(),
+                           std::span<const uint8_t>(
+                               reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  }
+
+  // The persisted cleaner checkpoint; 0 when missing or malformed.
+  int64_t ReadCleanOffset() {
+    if (!fs->Exists(CleanerCheckpointPath())) return 0;
+    auto bytes = ReadWholeFile(fs, CleanerCheckpointPath());
+    if (!bytes.ok()) return 0;
+    std::vector<std::string> lines =
+        absl::StrSplit(std::string(bytes->begin(), bytes->end()), '\n', absl::SkipEmpty());
+    int64_t v;
+    if (lines.size() == 2 && lines[0] == "0" && absl::SimpleAtoi(lines[1], &v) && v >= 0) {
+      return v;
+    }
+    spdlog::warn("storage: ignoring malformed {}", CleanerCheckpointPath());
+    return 0;
+  }
 
   absl::Status PersistEpochsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     std::string text = absl::StrCat("0\n", epochs.size(), "\n");
@@ -399,7 +430,10 @@ absl::Status PartitionLog::Impl::Recover() {
     } else if (ParseSegmentFileName(name, &base, &ext) &&
                (ext == "index" || ext == "timeindex")) {
       index_files.push_back(name);
-    } else if (EndsWith(name, ".tmp") || EndsWith(name, ".deleted")) {
+    } else if (EndsWith(name, ".tmp") || EndsWith(name, ".deleted") ||
+               EndsWith(name, kCleanedSuffix)) {
+      // A .cleaned file is a compaction that did not reach its swap rename:
+      // the original segment is intact.
       spdlog::info("storage: removing stray file {}/{}", dir, name);
       s = fs->Remove(dir + "/" + name);
       if (!s.ok()) return s;
@@ -416,12 +450,18 @@ absl::Status PartitionLog::Impl::Recover() {
     }
   }
   std::sort(bases.begin(), bases.end());
+  // Segments below the cleaner checkpoint may have been compacted: a gap
+  // after one of them is expected. Any other gap means a lost segment.
+  const int64_t persisted_clean = ReadCleanOffset();
 
   for (size_t i = 0; i < bases.size(); ++i) {
     auto seg_or = OpenSegmentFile(bases[i]);
     if (!seg_or.ok()) return seg_or.status();
     std::shared_ptr<Segment> seg = std::move(*seg_or);
-    if (!segments.empty() && seg->base != segments.back()->next_offset) {
+    if (!segments.empty() &&
+        (seg->base < segments.back()->next_offset ||
+         (seg->base > segments.back()->next_offset &&
+          segments.back()->base >= persisted_clean))) {
       spdlog::error("storage: {}: segment {} does not continue offset {}; dropping it and later ones",
                     dir, seg->base, segments.back()->next_offset);
       for (size_t j = i; j < bases.size(); ++j) {
@@ -491,6 +531,7 @@ absl::Status PartitionLog::Impl::Recover() {
   for (const auto& seg : segments) total_bytes += static_cast<int64_t>(seg->size);
   durable.store(log_end);
 
+  clean_offset = std::clamp(persisted_clean, log_start, log_end);
   s = LoadEpochs();
   if (!s.ok()) return s;
   // Entries past the end (epoch recorded, data lost in the crash) go; one
@@ -552,6 +593,14 @@ absl::StatusOr<AppendResult> PartitionLog::Append(std::span<uint8_t> batches, Le
     if (!s.ok()) return Corrupt(std::string(s.message()));
     if (v.last_offset_delta() < 0) return Corrupt("negative last offset delta");
     count += int64_t{v.last_offset_delta()} + 1;
+    if (m.config.cleanup_policy == CleanupPolicy::kCompact) {
+      auto keyless = HasKeylessRecord(v);
+      if (!keyless.ok()) return Corrupt(std::string(keyless.status().message()));
+      if (*keyless) {
+        return MakeError(proto::ErrorCode::INVALID_RECORD,
+                         "compacted topic: every record needs a key");
+      }
+    }
   }
 
   absl::MutexLock l(&m.mu);
@@ -586,7 +635,7 @@ absl::StatusOr<AppendResult> PartitionLog::AppendReplicated(std::span<const uint
     if (!s.ok()) return Corrupt(std::string(s.message()));
     if (v.last_offset_delta() < 0) return Corrupt("negative last offset delta");
     headers.push_back(Impl::HeaderOf(v));
-    if (headers.size() > 1 && headers.back().base != headers[headers.size() - 2].last + 1) {
+    if (headers.size() > 1 && headers.back().base <= headers[headers.size() - 2].last) {
       return MakeError(proto::ErrorCode::INVALID_REQUEST,
                        absl::StrCat("replicated batches not contiguous at offset ",
                                     headers.back().base));
@@ -595,7 +644,8 @@ absl::StatusOr<AppendResult> PartitionLog::AppendReplicated(std::span<const uint
   absl::MutexLock l(&m.mu);
   absl::Status s = m.CheckWritableLocked();
   if (!s.ok()) return s;
-  if (headers.front().base != m.log_end) {
+  // A compacted leader log has gaps: the first batch may start past our end.
+  if (headers.front().base < m.log_end) {
     return MakeError(proto::ErrorCode::INVALID_REQUEST,
                      absl::StrCat("replicated batch starts at ", headers.front().base,
                                   " but the log ends at ", m.log_end));
@@ -683,6 +733,16 @@ absl::Status PartitionLog::Impl::TruncateLocked(int64_t offset, bool fully) {
   Impl& m = *this;
   absl::Status s;
   ++m.truncate_gen;
+  if (fully || offset < m.log_start) {
+    m.clean_offset = offset;
+  } else if (m.clean_offset > offset) {
+    // The cut segment becomes active again: it is dirty from its base on.
+    auto c = std::upper_bound(m.segments.begin(), m.segments.end(), offset,
+                              [](int64_t o, const std::shared_ptr<Segment>& sg) {
+                                return o < sg->base;
+                              });
+    m.clean_offset = (*std::prev(c))->base;
+  }
 
   if (fully || offset < m.log_start) {
     // Everything goes; the log restarts empty at `offset`.
@@ -760,6 +820,7 @@ absl::StatusOr<int> PartitionLog::ApplyRetention(int64_t now_ms) {
   absl::Status s = m.CheckWritableLocked();
   if (!s.ok()) return s;
   int deleted = 0;
+  if (m.config.cleanup_policy == CleanupPolicy::kCompact) return deleted;
   if (m.config.retention_ms >= 0) {
     const int64_t cutoff = now_ms - m.config.retention_ms;
     const Segment& active = *m.segments.back();
@@ -851,7 +912,10 @@ absl::StatusOr<std::vector<uint8_t>> PartitionLog::Read(Offset offset_in, size_t
                                  return o < sg->base;
                                });
     uint64_t want = 0;
-    for (auto i = std::prev(it); i != m.segments.end(); ++i) {
+    auto first = std::prev(it);
+    // Past the last batch of a compacted segment: the next batch is later.
+    while (std::next(first) != m.segments.end() && (*first)->next_offset <= offset) ++first;
+    for (auto i = first; i != m.segments.end(); ++i) {
       const Segment& seg = **i;
       uint64_t start = refs.empty() ? seg.LookupPos(offset) : 0;
       refs.push_back({*i, start, seg.size});
@@ -950,6 +1014,324 @@ absl::StatusOr<Offset> PartitionLog::OffsetForTimestamp(int64_t timestamp_ms) co
     }
   }
   return Offset(end);
+}
+
+// ---------------------------------------------------------------------------
+// Compaction.
+
+namespace {
+
+// Calls `fn(view, pos)` for every batch in [0, limit) of `file`, reading in
+// chunks of about 1 MiB.
+absl::Status ForEachBatch(const File& file, uint64_t limit,
+                          const std::function<absl::Status(const RecordBatchView&, uint64_t)>& fn) {
+  constexpr uint64_t kChunk = 1 << 20;
+  std::vector<uint8_t> buf;
+  uint64_t pos = 0;
+  while (pos < limit) {
+    auto h = ReadBatchHeader(file, pos, limit);
+    if (!h.ok()) return h.status();
+    const uint64_t want = std::min(limit - pos, std::max(kChunk, h->size));
+    buf.resize(want);
+    auto n = file.PRead(pos, std::span<uint8_t>(buf));
+    if (!n.ok()) return n.status();
+    if (*n != want) return Corrupt(absl::StrCat("short read at position ", pos));
+    size_t p = 0;
+    while (buf.size() - p >= batch_layout::kHeaderSize) {
+      const uint64_t bsize = batch_layout::kLogOverhead +
+                             uint64_t{wire::GetBE32(buf.data() + p + batch_layout::kBatchLength)};
+      if (bsize > buf.size() - p) break;
+      auto view = RecordBatchView::Parse(std::span<const uint8_t>(buf.data() + p, bsize));
+      if (!view.ok()) return Corrupt(std::string(view.status().message()));
+      absl::Status s = fn(*view, pos + p);
+      if (!s.ok()) return s;
+      p += bsize;
+    }
+    pos += p;
+  }
+  return absl::OkStatus();
+}
+
+// Batches whose records Compact may filter: data batches outside
+// transactions, uncompressed or zstd. Others are kept whole and do not
+// count in the key map.
+bool Compactable(const RecordBatchView& v) {
+  return !v.is_control() && !v.is_transactional() &&
+         (v.compression() == Compression::kNone || v.compression() == Compression::kZstd);
+}
+
+// What Compact knows of a segment from its snapshot under the log mutex.
+struct SegmentSnapshot {
+  std::shared_ptr<Segment> seg;
+  uint64_t size = 0;
+  int64_t base = 0;
+  int64_t next_offset = 0;
+  int64_t max_ts = -1;
+  int64_t created_ms = -1;
+  bool sealed = false;
+};
+
+}  // namespace
+
+absl::StatusOr<CompactionStats> PartitionLog::Compact(int64_t now_ms,
+                                                      std::optional<Offset> limit_in) {
+  Impl& m = *impl_;
+  CompactionStats stats;
+  if (m.config.cleanup_policy == CleanupPolicy::kDelete) {
+    stats.skipped_reason = "cleanup policy is delete";
+    return stats;
+  }
+  absl::MutexLock compact_lock(&m.compact_mu);
+  std::vector<SegmentSnapshot> segs;
+  uint64_t gen;
+  int64_t clean_offset;
+  int64_t limit;
+  {
+    absl::ReaderMutexLock l(&m.mu);
+    absl::Status s = m.CheckWritableLocked();
+    if (!s.ok()) return s;
+    for (const auto& seg : m.segments) {
+      segs.push_back({seg, seg->size, seg->base, seg->next_offset, seg->max_ts, seg->created_ms,
+                      seg->sealed});
+    }
+    gen = m.truncate_gen;
+    clean_offset = m.clean_offset;
+    limit = m.log_end;
+    if (limit_in.has_value()) limit = std::min(limit, limit_in->value());
+  }
+  stats.clean_offset = Offset(clean_offset);
+
+  // The cleanable prefix: sealed segments entirely below `limit` and older
+  // than the compaction lag. The active segment (last) never qualifies.
+  const int64_t lag = m.config.min_compaction_lag_ms;
+  size_t n = 0;
+  while (n + 1 < segs.size() && segs[n].sealed && segs[n].next_offset <= limit &&
+         (lag <= 0 || segs[n].max_ts <= now_ms - lag)) {
+    ++n;
+  }
+  if (n == 0) {
+    stats.skipped_reason = "no cleanable segment";
+    return stats;
+  }
+  int64_t clean_bytes = 0;
+  int64_t dirty_bytes = 0;
+  for (size_t i = 0; i < n; ++i) {
+    (segs[i].base < clean_offset ? clean_bytes : dirty_bytes) += static_cast<int64_t>(segs[i].size);
+  }
+  stats.bytes_before = clean_bytes + dirty_bytes;
+  stats.dirty_ratio = stats.bytes_before > 0 ? static_cast<double>(dirty_bytes) /
+                                                   static_cast<double>(stats.bytes_before)
+                                             : 0.0;
+  if (dirty_bytes == 0) {
+    stats.skipped_reason = "nothing written since the last cleaning";
+    return stats;
+  }
+  if (stats.dirty_ratio < m.config.min_cleanable_dirty_ratio) {
+    stats.skipped_reason = absl::StrCat("dirty ratio ", stats.dirty_ratio, " below ",
+                                        m.config.min_cleanable_dirty_ratio);
+    return stats;
+  }
+
+  // 1. The offset map: the latest offset below `limit` of every key, over
+  // the whole log (records appended since the snapshot are newer still, so
+  // missing them only keeps more).
+  absl::flat_hash_map<std::string, int64_t> latest;
+  for (const SegmentSnapshot& snap : segs) {
+    absl::Status s = ForEachBatch(
+        *snap.seg->log, snap.size, [&](const RecordBatchView& v, uint64_t) -> absl::Status {
+          if (v.base_offset() >= limit || !Compactable(v)) return absl::OkStatus();
+          std::vector<uint8_t> buf;
+          auto section = RecordsSection(v, &buf);
+          if (!section.ok()) return section.status();
+          auto records = ParseRawRecords(*section, v.record_count());
+          if (!records.ok()) return records.status();
+          for (const RawRecord& r : *records) {
+            const int64_t off = v.base_offset() + r.offset_delta;
+            if (!r.key.has_value() || off >= limit) continue;
+            int64_t& slot = latest[std::string(*r.key)];
+            slot = std::max(slot, off);
+          }
+          return absl::OkStatus();
+        });
+    if (!s.ok()) return s;
+  }
+
+  // The checkpoint is advanced before any segment is swapped: recovery
+  // accepts gaps only after segments below it.
+  const int64_t new_clean = segs[n].base;
+  if (new_clean > clean_offset) {
+    absl::Status s = m.PersistCleanOffset(new_clean);
+    if (!s.ok()) return s;
+  }
+
+  // 2. Rewrite the cleanable segments, oldest first: a crash part-way leaves
+  // older duplicates removed before the tombstones that hide them.
+  const int64_t tombstone_horizon = now_ms - m.config.delete_retention_ms;
+  bool nothing_follows = true;
+  for (size_t j = n; j < segs.size(); ++j) nothing_follows &= segs[j].size == 0;
+
+  for (size_t i = 0; i < n; ++i) {
+    const SegmentSnapshot& snap = segs[i];
+    const std::string cleaned_path = snap.seg->log_path() + kCleanedSuffix;
+    auto file = m.fs->Open(cleaned_path);
+    if (!file.ok()) return file.status();
+    auto discard = [&](std::unique_ptr<File>& f) {
+      if (f != nullptr) f->Close().IgnoreError();
+      absl::Status r = m.fs->Remove(cleaned_path);
+      if (!r.ok()) spdlog::warn("storage: cannot remove {}: {}", cleaned_path, r.ToString());
+    };
+    absl::Status s = (*file)->Truncate(0);
+    if (!s.ok()) {
+      discard(*file);
+      return s;
+    }
+    auto ns = std::make_shared<Segment>();
+    ns->base = snap.base;
+    ns->next_offset = snap.base;
+    ns->stem = snap.seg->stem;
+    int64_t removed = 0;
+    std::vector<uint8_t> pending;
+    uint64_t written = 0;
+    auto emit = [&](std::span<const uint8_t> bytes, const RecordBatchView& v) -> absl::Status {
+      BatchHeader h;
+      h.base = v.base_offset();
+      h.last = v.last_offset();
+      h.max_ts = v.max_timestamp();
+      h.size = bytes.size();
+      ns->OnBatch(written + pending.size(), h, m.config.index_interval_bytes);
+      pending.insert(pending.end(), bytes.begin(), bytes.end());
+      if (pending.size() < (1u << 20)) return absl::OkStatus();
+      absl::Status w = (*file)->Append(pending);
+      written += pending.size();
+      pending.clear();
+      return w;
+    };
+    s = ForEachBatch(
+        *snap.seg->log, snap.size, [&](const RecordBatchView& v, uint64_t pos) -> absl::Status {
+          if (!Compactable(v)) return emit(v.bytes(), v);
+          std::vector<uint8_t> buf;
+          auto section = RecordsSection(v, &buf);
+          if (!section.ok()) return section.status();
+          auto records = ParseRawRecords(*section, v.record_count());
+          if (!records.ok()) return records.status();
+          std::vector<RawRecord> kept;
+          for (const RawRecord& r : *records) {
+            bool keep = true;
+            if (r.key.has_value()) {
+              auto it = latest.find(absl::string_view(r.key->data(), r.key->size()));
+              const int64_t off = v.base_offset() + r.offset_delta;
+              if (it != latest.end() && it->second != off) {
+                keep = false;  // a later record of the key exists
+              } else if (r.null_value && v.max_timestamp() < tombstone_horizon) {
+                keep = false;  // an expired tombstone
+              }
+            }
+            if (keep) kept.push_back(r);
+          }
+          removed += static_cast<int64_t>(records->size() - kept.size());
+          if (kept.size() == records->size()) return emit(v.bytes(), v);
+          // The log's very last batch stays (maybe empty) when nothing
+          // follows it, so the log end remains reachable by a Read.
+          const bool tail = i + 1 == n && nothing_follows && pos + v.size() == snap.size;
+          if (kept.empty() && !tail) return absl::OkStatus();
+          auto rebuilt = RebuildBatch(v, kept);
+          if (!rebuilt.ok()) return rebuilt.status();
+          auto rv = RecordBatchView::Parse(*rebuilt);
+          if (!rv.ok()) return rv.status();
+          return emit(*rebuilt, *rv);
+        });
+    if (s.ok() && removed > 0 && !pending.empty()) {
+      s = (*file)->Append(pending);
+      written += pending.size();
+    }
+    if (!s.ok() || removed == 0) {
+      discard(*file);
+      if (!s.ok()) return s;
+      continue;
+    }
+    s = (*file)->Sync();
+    if (!s.ok()) {
+      discard(*file);
+      return s;
+    }
+    ns->time_index = ns->SealedTimeIndex();
+    ns->sealed = true;
+    ns->created_ms = snap.created_ms;
+
+    // Swap under the log mutex: appends wait for two directory fsyncs.
+    absl::MutexLock l(&m.mu);
+    s = m.CheckWritableLocked();
+    if (s.ok() && m.truncate_gen != gen) {
+      discard(*file);
+      stats.skipped_reason = "the log was truncated during compaction";
+      return stats;
+    }
+    auto pos_it = std::find(m.segments.begin(), m.segments.end(), snap.seg);
+    if (!s.ok() || pos_it == m.segments.end() || std::next(pos_it) == m.segments.end()) {
+      discard(*file);  // closed, failed, or the segment went (retention)
+      if (!s.ok()) return s;
+      continue;
+    }
+    const int64_t old_size = static_cast<int64_t>(snap.seg->size);
+    if (ns->empty() && pos_it != m.segments.begin()) {
+      // Nothing left and not the first segment: delete it (its offsets
+      // become a gap between its neighbours).
+      s = m.RemoveSegmentFiles(*snap.seg);
+      discard(*file);
+      if (!s.ok()) return s;
+      m.segments.erase(pos_it);
+      m.total_bytes -= old_size;
+      s = m.fs->SyncDir(m.dir);
+      if (!s.ok()) return s;
+      ++stats.segments_deleted;
+    } else {
+      // Old index files go first (an index must never describe the other
+      // file), then one rename swaps the data in.
+      for (const std::string& p : {snap.seg->index_path(), snap.seg->timeindex_path()}) {
+        if (s.ok() && m.fs->Exists(p)) s = m.fs->Remove(p);
+      }
+      if (s.ok()) s = m.fs->SyncDir(m.dir);
+      if (s.ok()) s = m.fs->Rename(cleaned_path, snap.seg->log_path());
+      if (!s.ok()) {
+        discard(*file);
+        return s;
+      }
+      ns->log = std::move(*file);
+      *pos_it = ns;
+      m.total_bytes += static_cast<int64_t>(ns->size) - old_size;
+      s = m.fs->SyncDir(m.dir);
+      if (!s.ok()) return s;
+      s = m.WriteIndexFiles(*ns, /*sealed=*/true);
+      if (!s.ok()) {
+        // Rebuilt on the next open.
+        spdlog::warn("storage: {}: cannot write indexes of cleaned segment {}: {}", m.dir,
+                     ns->base, s.ToString());
+      }
+      ++stats.segments_rewritten;
+    }
+    stats.records_removed += removed;
+    stats.bytes_removed += old_size - static_cast<int64_t>(ns->size);
+  }
+
+  // 3. Everything below the first uncleanable segment is clean.
+  {
+    absl::MutexLock l(&m.mu);
+    if (m.truncate_gen == gen && m.clean_offset < new_clean) m.clean_offset = new_clean;
+    stats.clean_offset = Offset(m.clean_offset);
+  }
+  stats.cleaned = true;
+  if (stats.records_removed > 0) {
+    spdlog::info("storage: {} compacted: {} record(s), {} byte(s) removed; {} segment(s) "
+                 "rewritten, {} deleted; clean up to {}",
+                 m.dir, stats.records_removed, stats.bytes_removed, stats.segments_rewritten,
+                 stats.segments_deleted, stats.clean_offset.value());
+  }
+  return stats;
+}
+
+Offset PartitionLog::clean_offset() const {
+  absl::ReaderMutexLock l(&impl_->mu);
+  return Offset(impl_->clean_offset);
 }
 
 // ---------------------------------------------------------------------------

@@ -156,7 +156,8 @@ std::optional<uint64_t> LoadIndexes(FileSystem* fs, Segment* seg) {
   for (size_t i = 0; i < index.size(); ++i) {
     const uint8_t* p = idx_bytes->data() + i * kIndexEntrySize;
     index[i] = {wire::GetBE32(p), wire::GetBE32(p + 4)};
-    if (i == 0 ? (index[0].rel != 0 || index[0].pos != 0)
+    // A compacted segment's first batch may start past its base offset.
+    if (i == 0 ? index[0].pos != 0
                : (index[i].rel <= index[i - 1].rel || index[i].pos <= index[i - 1].pos)) {
       return std::nullopt;
     }
@@ -199,9 +200,10 @@ absl::StatusOr<uint64_t> ScanAndIndex(Segment* seg, uint64_t pos, int32_t interv
       }
       return h.status();  // an I/O error, not a torn batch
     }
-    if (h->base != seg->next_offset) {
+    // Offsets increase; compaction leaves gaps between batches.
+    if (h->base < seg->next_offset) {
       *reason = absl::StrCat("batch at position ", pos, " has base offset ", h->base,
-                             ", expected ", seg->next_offset);
+                             ", expected at least ", seg->next_offset);
       break;
     }
     if (h->last - seg->base > std::numeric_limits<uint32_t>::max() ||

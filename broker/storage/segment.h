@@ -105,7 +105,8 @@ std::optional<uint64_t> LoadIndexes(FileSystem* fs, Segment* seg);
 
 // Scans batches from `pos` (a batch boundary with the segment state already
 // accounting for everything before it) to the end of the file, checking
-// length bounds, magic, CRC and offset contiguity, and records each valid
+// length bounds, magic, CRC and increasing offsets (gaps are allowed: see
+// PartitionLog::Compact), and records each valid
 // batch with OnBatch. Returns the position after the last valid batch;
 // `*reason` says why the scan stopped early (empty when it reached EOF).
 absl::StatusOr<uint64_t> ScanAndIndex(Segment* seg, uint64_t pos, int32_t interval,

@@ -31,7 +31,9 @@ struct NewTopic {
   // Topic configs, Kafka-style names: flush.policy (always|interval|os),
   // flush.ms, segment.bytes, segment.ms, retention.ms, retention.bytes,
   // max.message.bytes, min.insync.replicas, index.interval.bytes,
-  // unclean.leader.election.enable (true|false).
+  // unclean.leader.election.enable (true|false), cleanup.policy
+  // (delete|compact|compact,delete), delete.retention.ms,
+  // min.cleanable.dirty.ratio (0..1), min.compaction.lag.ms.
   std::map<std::string, std::string> configs;
 };
 

@@ -113,7 +113,11 @@ struct TopicStateOptions {
 // value (null: deleted). Opening a state reads its partition from the start
 // up to its end at that moment. The topic must have at least as many
 // partitions as the component has tasks (FailedPrecondition otherwise).
-// The log is not compacted: restore time grows with the number of updates.
+// Changelog topics are created with cleanup.policy=compact: the broker's log
+// cleaner keeps each key's latest value (a deletion's tombstone for the
+// topic's delete.retention.ms), so restore time follows the number of live
+// keys rather than of updates, apart from the not yet cleaned tail. A topic
+// that already exists keeps its own configs.
 std::shared_ptr<StateBackend> TopicStateBackend(TopicStateOptions options = {});
 
 }  // namespace brook::streams

@@ -64,8 +64,68 @@ TEST(TopicConfigTest, BadConfigsAreInvalidArgument) {
     auto c = TopicConfigFromMap(m);
     EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << m.begin()->first;
   }
-  auto unknown = TopicConfigFromMap({{"cleanup.policy", "compact"}});
-  EXPECT_NE(unknown.status().message().find("cleanup.policy"), std::string::npos);
+  auto unknown = TopicConfigFromMap({{"compression.type", "zstd"}});
+  EXPECT_NE(unknown.status().message().find("compression.type"), std::string::npos);
+}
+
+TEST(TopicConfigTest, CompactionConfigsConvertBothWays) {
+  auto c = TopicConfigFromMap({{"cleanup.policy", "compact"},
+                               {"delete.retention.ms", "60000"},
+                               {"min.cleanable.dirty.ratio", "0.25"},
+                               {"min.compaction.lag.ms", "0"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->cleanup_policy(), proto::CLEANUP_COMPACT);
+  EXPECT_EQ(c->delete_retention_ms(), 60000);
+  EXPECT_DOUBLE_EQ(c->min_cleanable_dirty_ratio(), 0.25);
+  EXPECT_TRUE(c->has_min_compaction_lag_ms());
+  EXPECT_EQ(c->min_compaction_lag_ms(), 0);
+  auto m = TopicConfigToMap(*c);
+  EXPECT_EQ(m.at("cleanup.policy"), "compact");
+  EXPECT_EQ(m.at("delete.retention.ms"), "60000");
+  EXPECT_EQ(m.at("min.cleanable.dirty.ratio"), "0.25");
+  EXPECT_EQ(m.at("min.compaction.lag.ms"), "0");
+  // Round trip.
+  auto again = TopicConfigFromMap(m);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->SerializeAsString(), c->SerializeAsString());
+
+  for (const char* v : {"compact,delete", "delete,compact", "Compact, Delete"}) {
+    auto both = TopicConfigFromMap({{"cleanup.policy", v}});
+    ASSERT_TRUE(both.ok()) << v << ": " << both.status();
+    EXPECT_EQ(both->cleanup_policy(), proto::CLEANUP_COMPACT_DELETE) << v;
+    EXPECT_EQ(TopicConfigToMap(*both).at("cleanup.policy"), "compact,delete");
+  }
+  auto del = TopicConfigFromMap({{"cleanup.policy", "delete"}});
+  ASSERT_TRUE(del.ok());
+  EXPECT_TRUE(del->has_cleanup_policy());
+  EXPECT_EQ(del->cleanup_policy(), proto::CLEANUP_DELETE);
+  EXPECT_EQ(TopicConfigToMap(*del).at("cleanup.policy"), "delete");
+  auto edge = TopicConfigFromMap({{"min.cleanable.dirty.ratio", "1"}});
+  ASSERT_TRUE(edge.ok());
+  EXPECT_DOUBLE_EQ(edge->min_cleanable_dirty_ratio(), 1.0);
+}
+
+TEST(TopicConfigTest, BadCompactionConfigsAreInvalidArgument) {
+  const std::vector<std::map<std::string, std::string>> bad = {
+      {{"cleanup.policy", "compacted"}},
+      {{"cleanup.policy", ""}},
+      {{"cleanup.policy", "compact,compact"}},
+      {{"delete.retention.ms", "-1"}},
+      {{"delete.retention.ms", "soon"}},
+      {{"min.compaction.lag.ms", "-5"}},
+      {{"min.cleanable.dirty.ratio", "1.5"}},
+      {{"min.cleanable.dirty.ratio", "-0.1"}},
+      {{"min.cleanable.dirty.ratio", "half"}},
+      {{"min.cleanable.dirty.ratio", "nan"}},
+  };
+  for (const auto& m : bad) {
+    auto c = TopicConfigFromMap(m);
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument)
+        << m.begin()->first << "=" << m.begin()->second;
+    if (!c.ok()) {
+      EXPECT_NE(c.status().message().find(m.begin()->first), std::string::npos) << c.status();
+    }
+  }
 }
 
 TEST(AddressTest, ParsesLists) {

@@ -32,6 +32,7 @@ class FaultFile final : public File {
       : fs_(fs), path_(std::move(path)), inner_(std::move(inner)), state_(std::move(state)) {}
 
   absl::Status Append(std::span<const uint8_t> data) override {
+    if (fs_->MaybeCrash()) return Injected("append", path_, EIO);
     absl::MutexLock l(&state_->mu);
     if (fs_->crashed()) return Injected("append", path_, EIO);
     if (fs_->TakeWriteFault()) {
@@ -43,6 +44,7 @@ class FaultFile final : public File {
   }
 
   absl::Status PWrite(uint64_t offset, std::span<const uint8_t> data) override {
+    if (fs_->MaybeCrash()) return Injected("pwrite", path_, EIO);
     absl::MutexLock l(&state_->mu);
     if (fs_->crashed()) return Injected("pwrite", path_, EIO);
     if (fs_->TakeWriteFault()) return Injected("pwrite", path_, EIO);
@@ -57,6 +59,7 @@ class FaultFile final : public File {
   }
 
   absl::Status Sync() override {
+    if (fs_->MaybeCrash()) return Injected("fdatasync", path_, EIO);
     uint64_t size;
     {
       absl::MutexLock l(&state_->mu);
@@ -76,6 +79,7 @@ class FaultFile final : public File {
   }
 
   absl::Status Truncate(uint64_t size) override {
+    if (fs_->MaybeCrash()) return Injected("ftruncate", path_, EIO);
     absl::MutexLock l(&state_->mu);
     if (fs_->crashed()) return Injected("ftruncate", path_, EIO);
     uint64_t old = inner_->Size();
@@ -99,6 +103,30 @@ class FaultFile final : public File {
 void FaultInjectionFileSystem::FailNextWrites(int n) {
   absl::MutexLock l(&mu_);
   fail_writes_ = n;
+}
+
+void FaultInjectionFileSystem::FailNextRename() {
+  absl::MutexLock l(&mu_);
+  fail_rename_ = true;
+}
+
+void FaultInjectionFileSystem::CrashAfterOps(int n) {
+  absl::MutexLock l(&mu_);
+  crash_after_ = n;
+}
+
+bool FaultInjectionFileSystem::MaybeCrash() {
+  {
+    absl::MutexLock l(&mu_);
+    if (crash_after_ < 0) return false;
+    if (crash_after_ > 0) {
+      --crash_after_;
+      return false;
+    }
+    crash_after_ = -1;
+  }
+  Crash(0);
+  return true;
 }
 
 void FaultInjectionFileSystem::FailNextSync() {
@@ -162,6 +190,8 @@ void FaultInjectionFileSystem::Restart() {
   absl::MutexLock l(&mu_);
   fail_writes_ = 0;
   fail_sync_ = false;
+  fail_rename_ = false;
+  crash_after_ = -1;
   crashed_.store(false);
 }
 
@@ -200,7 +230,7 @@ absl::StatusOr<std::vector<std::string>> FaultInjectionFileSystem::ListDir(
 bool FaultInjectionFileSystem::Exists(const std::string& path) { return base_->Exists(path); }
 
 absl::Status FaultInjectionFileSystem::Remove(const std::string& path) {
-  if (crashed()) return Injected("unlink", path, EIO);
+  if (MaybeCrash() || crashed()) return Injected("unlink", path, EIO);
   absl::Status s = base_->Remove(path);
   if (s.ok()) {
     absl::MutexLock l(&mu_);
@@ -221,7 +251,14 @@ absl::Status FaultInjectionFileSystem::RemoveAll(const std::string& path) {
 }
 
 absl::Status FaultInjectionFileSystem::Rename(const std::string& from, const std::string& to) {
-  if (crashed()) return Injected("rename", from, EIO);
+  if (MaybeCrash() || crashed()) return Injected("rename", from, EIO);
+  {
+    absl::MutexLock l(&mu_);
+    if (fail_rename_) {
+      fail_rename_ = false;
+      return Injected("rename", from, EIO);
+    }
+  }
   absl::Status s = base_->Rename(from, to);
   if (s.ok()) {
     absl::MutexLock l(&mu_);
@@ -238,7 +275,7 @@ absl::Status FaultInjectionFileSystem::Rename(const std::string& from, const std
 }
 
 absl::Status FaultInjectionFileSystem::SyncDir(const std::string& path) {
-  if (crashed()) return Injected("fsync dir", path, EIO);
+  if (MaybeCrash() || crashed()) return Injected("fsync dir", path, EIO);
   return base_->SyncDir(path);
 }
 

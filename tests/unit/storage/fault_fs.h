@@ -25,6 +25,12 @@ class FaultInjectionFileSystem final : public FileSystem {
   void FailNextWrites(int n);
   // The next File::Sync fails (EIO) without syncing anything.
   void FailNextSync();
+  // The next Rename fails (EIO) without renaming.
+  void FailNextRename();
+  // After `n` more mutating operations (file Append/PWrite/Sync/Truncate,
+  // Rename, Remove, SyncDir) succeed, the next one crashes the file system
+  // (as Crash()) and fails. -1: never.
+  void CrashAfterOps(int n);
   // Bytes that may still be written before writes fail with ENOSPC (a write
   // that does not fit writes nothing); shrinking a file gives space back.
   // -1: unlimited.
@@ -63,6 +69,9 @@ class FaultInjectionFileSystem final : public FileSystem {
   // Consumes one injected write failure if any.
   bool TakeWriteFault();
   bool TakeSyncFault();
+  // Counts one mutating operation; true when it is the crash point (the file
+  // system has then crashed). Must be called without any FileState lock.
+  bool MaybeCrash();
   // Reserves `n` bytes of space; false when the disk is "full".
   bool Reserve(uint64_t n);
   void Release(uint64_t n);
@@ -73,6 +82,8 @@ class FaultInjectionFileSystem final : public FileSystem {
   absl::flat_hash_map<std::string, std::shared_ptr<FileState>> files_ ABSL_GUARDED_BY(mu_);
   int fail_writes_ ABSL_GUARDED_BY(mu_) = 0;
   bool fail_sync_ ABSL_GUARDED_BY(mu_) = false;
+  bool fail_rename_ ABSL_GUARDED_BY(mu_) = false;
+  int crash_after_ ABSL_GUARDED_BY(mu_) = -1;
   int64_t space_ ABSL_GUARDED_BY(mu_) = -1;
   std::atomic<bool> crashed_{false};
   std::atomic<int> sync_count_{0};
