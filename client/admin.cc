@@ -126,20 +126,36 @@ class AdminImpl final : public Admin {
     proto::CreateTopicResponse resp;
     if (auto s = coordinator_.Call(proto::API_CREATE_TOPIC, req, &resp, deadline); !s.ok())
       return s;
-    TopicInfo info = ToTopicInfo(resp.topic());
-    const size_t expected = info.partitions.size();
+    return WaitRouted(ToTopicInfo(resp.topic()), "created", deadline);
+  }
 
-    // Wait until the name servers route every partition to a live leader.
+  absl::StatusOr<TopicInfo> CreatePartitions(const std::string& topic, int32_t count) override {
+    const auto deadline = Clock::now() + config_.request_timeout;
+    proto::CreatePartitionsRequest req;
+    req.set_topic(topic);
+    req.set_count(count);
+    proto::CreatePartitionsResponse resp;
+    if (auto s = coordinator_.Call(proto::API_CREATE_PARTITIONS, req, &resp, deadline); !s.ok()) {
+      return s;
+    }
+    return WaitRouted(ToTopicInfo(resp.topic()), "grown", deadline);
+  }
+
+  // Waits until the name servers route every partition of `info` to a live
+  // leader; `what` ("created") names the change in the timeout error.
+  absl::StatusOr<TopicInfo> WaitRouted(TopicInfo info, const char* what,
+                                       Clock::time_point deadline) {
+    const size_t expected = info.partitions.size();
     auto backoff = std::chrono::milliseconds(20);
     absl::Status last;
     while (true) {
-      last = metadata_.Refresh({topic.name});
-      if (last.ok()) last = AllRouted(topic.name, expected, &info);
+      last = metadata_.Refresh({info.name});
+      if (last.ok()) last = AllRouted(info.name, expected, &info);
       if (last.ok()) return info;
       if (Clock::now() + backoff >= deadline) {
-        return absl::DeadlineExceededError(absl::StrCat(
-            "topic '", topic.name,
-            "' was created but not every partition has a leader yet: ", last.message()));
+        return absl::DeadlineExceededError(
+            absl::StrCat("topic '", info.name, "' was ", what,
+                         " but not every partition has a leader yet: ", last.message()));
       }
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(500));

@@ -97,6 +97,10 @@ absl::Status CoordinatorClient::Call(proto::Api api, const google::protobuf::Mes
       stop_round = true;  // an answer from the coordinator: no other member would differ
     }
     if (!IsRetriable(ToErrorCode(last))) return last;
+    // Only the serving coordinator answers with anything but NOT_COORDINATOR,
+    // and its metadata is the source of truth: a topic unknown there is
+    // unknown (a broker, by contrast, may not have learned a new topic yet).
+    if (stop_round && ToErrorCode(last) == proto::UNKNOWN_TOPIC_OR_PARTITION) return last;
     if (Clock::now() + backoff >= deadline) return last;
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));

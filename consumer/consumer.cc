@@ -291,6 +291,8 @@ class ConsumerImpl final : public Consumer {
   }
 
   absl::StatusOr<int32_t> PartitionCount(const std::string& topic) override {
+    // Tracked topics' routes are at most metadata_max_age old.
+    metadata_.MaybeRefresh(config_.metadata_max_age, kRetryBackoff).IgnoreError();
     return metadata_.WaitForPartitionCount(topic, Clock::now() + config_.request_timeout,
                                            kRetryBackoff, std::chrono::milliseconds(1000));
   }

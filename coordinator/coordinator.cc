@@ -646,6 +646,87 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
     return *t;
   }
 
+  void HandleCreatePartitions(const rpc::Request& req) {
+    proto::CreatePartitionsRequest in;
+    if (!req.ParseHeader(&in)) {
+      req.RespondError(ErrorCode::INVALID_REQUEST, "unparsable CreatePartitionsRequest");
+      return;
+    }
+    if (!CheckServing(req)) return;
+    Enqueue([self = shared_from_this(), req, in = std::move(in)] {
+      auto grown = self->CreatePartitions(in);
+      if (!grown.ok()) {
+        req.RespondError(ToErrorCode(grown.status()), std::string(grown.status().message()));
+        return;
+      }
+      proto::CreatePartitionsResponse out;
+      *out.mutable_topic() = *std::move(grown);
+      req.Respond(out);
+    });
+  }
+
+  // Appends partitions current..count-1 to the topic, placed on the live
+  // brokers like a new topic's (continuing the rotation), each led by its
+  // first replica at epoch 0.
+  absl::StatusOr<proto::TopicDescription> CreatePartitions(
+      const proto::CreatePartitionsRequest& in) {
+    proto::MetadataRecord record;
+    std::string topic_id;
+    int32_t current = 0;
+    {
+      absl::MutexLock lock(&mu);
+      if (absl::Status s = ServingStatus(); !s.ok()) return s;
+      const proto::TopicDescription* topic = state.FindTopic(in.topic());
+      if (topic == nullptr) {
+        return MakeError(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                         absl::StrCat("unknown topic '", in.topic(), "'"));
+      }
+      current = topic->partitions_size();
+      if (in.count() <= current || in.count() > kMaxPartitions) {
+        return MakeError(ErrorCode::INVALID_PARTITIONS,
+                         absl::StrCat("topic '", in.topic(), "' has ", current,
+                                      " partitions; the new count must be in ", current + 1,
+                                      "..", kMaxPartitions, ", got ", in.count()));
+      }
+      const int32_t rf = current > 0 ? topic->partitions(0).replicas_size() : 1;
+      const std::set<int32_t> live_set = LiveBrokers(Clock::now());
+      const std::vector<int32_t> live(live_set.begin(), live_set.end());
+      if (static_cast<size_t>(rf) > live.size()) {
+        return MakeError(ErrorCode::INVALID_REPLICATION_FACTOR,
+                         absl::StrCat("the topic's replication factor ", rf, " exceeds the ",
+                                      live.size(), " live broker(s)"));
+      }
+      topic_id = topic->topic_id();
+      proto::AddPartitionsRecord* add = record.mutable_add_partitions();
+      add->set_topic(in.topic());
+      add->set_topic_id(topic_id);
+      const int32_t added = in.count() - current;
+      const auto placement =
+          PlaceReplicas(live, added, rf, placement_rotation++ + static_cast<uint64_t>(current));
+      for (int32_t i = 0; i < added; ++i) {
+        proto::PartitionDescription* part = add->add_partitions();
+        part->set_partition(current + i);
+        for (int32_t b : placement[static_cast<size_t>(i)]) {
+          part->add_replicas(b);
+          part->add_isr(b);
+        }
+        part->set_leader(part->replicas(0));
+        part->set_leader_epoch(0);
+      }
+    }
+    auto index = ProposeAndWait({record});
+    if (!index.ok()) return index.status();
+    absl::MutexLock lock(&mu);
+    const proto::TopicDescription* t = state.FindTopic(in.topic());
+    if (t == nullptr || t->topic_id() != topic_id) {
+      return MakeError(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                       absl::StrCat("topic '", in.topic(), "' was removed meanwhile"));
+    }
+    spdlog::info("coordinator: topic {} now has {} partitions (was {}) at offset {}", in.topic(),
+                 t->partitions_size(), current, index->value());
+    return *t;
+  }
+
   void HandleDeleteTopic(const rpc::Request& req) {
     proto::DeleteTopicRequest in;
     if (!req.ParseHeader(&in)) {
@@ -1264,6 +1345,7 @@ void Coordinator::RegisterApis(rpc::RpcServer& server) {
   };
   server.Register(proto::API_CREATE_TOPIC, 0, bind(&Impl::HandleCreateTopic));
   server.Register(proto::API_DELETE_TOPIC, 0, bind(&Impl::HandleDeleteTopic));
+  server.Register(proto::API_CREATE_PARTITIONS, 0, bind(&Impl::HandleCreatePartitions));
   server.Register(proto::API_LIST_TOPICS, 0, bind(&Impl::HandleListTopics));
   server.Register(proto::API_DESCRIBE_TOPIC, 0, bind(&Impl::HandleDescribeTopic));
   server.Register(proto::API_BROKER_HEARTBEAT, 0, bind(&Impl::HandleHeartbeat));

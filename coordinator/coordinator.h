@@ -81,8 +81,8 @@ class Coordinator {
   // (replaces its quorum entry, e.g. when that named port 0).
   void SetAdvertisedAddress(std::string host, uint16_t port);
 
-  // API_CREATE_TOPIC, API_DELETE_TOPIC, API_LIST_TOPICS, API_DESCRIBE_TOPIC,
-  // API_BROKER_HEARTBEAT, API_ALTER_ISR, API_BROKER_SHUTDOWN,
+  // API_CREATE_TOPIC, API_DELETE_TOPIC, API_CREATE_PARTITIONS, API_LIST_TOPICS,
+  // API_DESCRIBE_TOPIC, API_BROKER_HEARTBEAT, API_ALTER_ISR, API_BROKER_SHUTDOWN,
   // API_DESCRIBE_CLUSTER, API_RAFT and the group APIs 50..58
   // (API_JOIN_GROUP .. API_DELETE_GROUPS). Handlers hold only a weak reference:
   // requests arriving after Close are answered SHUTTING_DOWN. A long-poll

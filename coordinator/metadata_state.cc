@@ -34,6 +34,19 @@ absl::Status MetadataState::Apply(Offset offset, const proto::MetadataRecord& re
       }
       break;
     }
+    case proto::MetadataRecord::kAddPartitions: {
+      const proto::AddPartitionsRecord& add = record.add_partitions();
+      auto it = topics_.find(add.topic());
+      if (it == topics_.end() || add.topic_id() != it->second.topic_id()) break;
+      if (add.partitions_size() == 0 ||
+          add.partitions(0).partition() != it->second.partitions_size()) {
+        break;
+      }
+      for (const proto::PartitionDescription& p : add.partitions()) {
+        *it->second.add_partitions() = p;
+      }
+      break;
+    }
     case proto::MetadataRecord::kBroker: {
       const proto::BrokerRecord& broker = record.broker();
       BrokerRegistration reg;

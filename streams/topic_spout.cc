@@ -38,28 +38,24 @@ class TopicSpoutImpl : public ISpout {
     consumer_ = std::move(*consumer);
     auto count = consumer_->PartitionCount(o_.topic);
     if (!count.ok()) Throw("reading the partition count", count.status());
-    const int tasks = static_cast<int>(context.component_tasks(context.component()).size());
-    const int index = context.task_index();
-    std::vector<client::TopicPartition> mine;
-    for (int32_t p = 0; p < *count; ++p) {
-      if (tasks > 0 && p % tasks == index) mine.push_back({o_.topic, p});
+    tasks_ = static_cast<int>(context.component_tasks(context.component()).size());
+    task_index_ = context.task_index();
+    if (absl::Status s = TakePartitions(*count, /*new_start_at_beginning=*/false); !s.ok()) {
+      Throw("assigning partitions", s);
     }
-    absl::Status s = consumer_->Assign(mine);
-    if (!s.ok()) Throw("assigning partitions", s);
-    for (const auto& tp : mine) {
-      auto pos = consumer_->Position(tp);
-      if (!pos.ok())
-        Throw(absl::StrCat("reading the position of partition ", tp.partition), pos.status());
-      ledger_.AddPartition(tp.partition, *pos);
-    }
-    assigned_ = !mine.empty();
     next_commit_ = Clock::now() + o_.commit_interval;
-    spdlog::info("streams: {}: reading {} of {} partitions", label_, mine.size(), *count);
+    next_partition_check_ = Clock::now() + o_.partition_check_interval;
+    spdlog::info("streams: {}: reading {} of {} partitions", label_, consumer_->Assignment().size(),
+                 *count);
   }
 
   void next_tuple() override {
-    if (!assigned_) return;
     auto now = Clock::now();
+    if (o_.partition_check_interval.count() > 0 && now >= next_partition_check_) {
+      CheckNewPartitions();
+      next_partition_check_ = now + o_.partition_check_interval;
+    }
+    if (!assigned_) return;
     if (now >= next_commit_) {
       Commit();
       next_commit_ = now + o_.commit_interval;
@@ -110,6 +106,60 @@ class TopicSpoutImpl : public ISpout {
   void declare_outputs(OutputDeclarer& d) override { d.declare(TopicSpoutFields()); }
 
  private:
+  // Adds this task's share of partitions known_..count-1 (p % tasks == task
+  // index) to the assignment. They start at the group's committed offset;
+  // without one, at auto_offset_reset, or at their beginning when
+  // `new_start_at_beginning` (partitions added while the spout runs hold
+  // only records it has not seen).
+  absl::Status TakePartitions(int32_t count, bool new_start_at_beginning) {
+    std::vector<client::TopicPartition> added;
+    for (int32_t p = known_; p < count; ++p) {
+      if (tasks_ > 0 && p % tasks_ == task_index_) added.push_back({o_.topic, p});
+    }
+    known_ = count;
+    if (added.empty()) return absl::OkStatus();
+    std::vector<client::TopicPartition> all = consumer_->Assignment();
+    all.insert(all.end(), added.begin(), added.end());
+    if (absl::Status s = consumer_->Assign(all); !s.ok()) return s;
+    if (new_start_at_beginning) {
+      auto committed = consumer_->Committed(added);
+      if (!committed.ok()) return committed.status();
+      std::vector<client::TopicPartition> fresh;
+      for (const auto& tp : added) {
+        if (committed->count(tp) == 0) fresh.push_back(tp);
+      }
+      if (!fresh.empty()) {
+        if (absl::Status s = consumer_->SeekToBeginning(fresh); !s.ok()) return s;
+      }
+    }
+    for (const auto& tp : added) {
+      auto pos = consumer_->Position(tp);
+      if (!pos.ok()) {
+        return absl::Status(pos.status().code(),
+                            absl::StrCat("position of partition ", tp.partition, ": ",
+                                         pos.status().message()));
+      }
+      ledger_.AddPartition(tp.partition, *pos);
+    }
+    assigned_ = true;
+    return absl::OkStatus();
+  }
+
+  // Picks up partitions added to the topic since the last look.
+  void CheckNewPartitions() {
+    auto count = consumer_->PartitionCount(o_.topic);
+    if (!count.ok() || *count <= known_) return;
+    const int32_t before = known_;
+    absl::Status s = TakePartitions(*count, /*new_start_at_beginning=*/true);
+    if (!s.ok()) {
+      known_ = before;  // try again at the next check
+      spdlog::warn("streams: {}: taking new partitions: {}", label_, s.ToString());
+      return;
+    }
+    spdlog::info("streams: {}: the topic grew from {} to {} partitions; now reading {}", label_,
+                 before, *count, consumer_->Assignment().size());
+  }
+
   [[noreturn]] void Throw(const std::string& what, const absl::Status& s) {
     throw std::runtime_error(absl::StrCat(label_, ": ", what, ": ", s.ToString()));
   }
@@ -153,7 +203,11 @@ class TopicSpoutImpl : public ISpout {
   internal::SpoutLedger ledger_;
   std::deque<client::ConsumerRecord> buffer_;  // polled, not yet emitted
   bool assigned_ = false;
+  int tasks_ = 0;
+  int task_index_ = 0;
+  int32_t known_ = 0;  // partitions of the topic looked at so far
   Clock::time_point next_commit_;
+  Clock::time_point next_partition_check_;
   uint64_t poll_errors_ = 0;
   uint64_t commit_errors_ = 0;
 };

@@ -20,7 +20,7 @@ constexpr char kUsage[] =
     "\n"
     "commands:\n"
     "  cluster describe                    coordinators, brokers and their liveness\n"
-    "  topic create|list|describe|delete   administer topics\n"
+    "  topic create|list|describe|delete|alter   administer topics\n"
     "  produce TOPIC                       send stdin lines as records\n"
     "  consume TOPIC                       print records to stdout\n"
     "  group list|describe|delete|reset-offsets  consumer groups, offsets and lag\n"

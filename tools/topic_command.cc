@@ -1,4 +1,4 @@
-// `brook topic create|list|describe|delete`: topic administration through
+// `brook topic create|list|describe|delete|alter`: topic administration through
 // brook::client::Admin.
 #include <cstdio>
 #include <memory>
@@ -21,8 +21,11 @@ const char kTopicUsage[] =
     "  brook topic list\n"
     "  brook topic describe TOPIC\n"
     "  brook topic delete TOPIC\n"
+    "  brook topic alter TOPIC --partitions N\n"
     "\n"
     "Partitions and replication factor default to the server's defaults.\n"
+    "alter raises the partition count to N (it cannot shrink); records with a key\n"
+    "may map to another partition afterwards.\n"
     "--config may be repeated; keys are Kafka-style: flush.policy (always|interval|os),\n"
     "flush.ms, segment.bytes, segment.ms, retention.ms, retention.bytes,\n"
     "max.message.bytes, min.insync.replicas, index.interval.bytes,\n"
@@ -123,6 +126,22 @@ int Delete(const ParsedArgs& args, const std::string& nameservers) {
   return kExitOk;
 }
 
+int Alter(const ParsedArgs& args, const std::string& nameservers) {
+  if (args.positional().size() != 1) return ReportUsage("topic alter takes one TOPIC", kTopicUsage);
+  const std::string& name = args.positional()[0];
+  if (absl::Status s = ValidateTopicName(name); !s.ok()) return ReportError(s);
+  absl::StatusOr<int64_t> partitions = args.GetInt("partitions", 0, 1, 1 << 20);
+  if (!partitions.ok()) return ReportUsage(std::string(partitions.status().message()), kTopicUsage);
+  if (*partitions == 0) return ReportUsage("topic alter needs --partitions N", kTopicUsage);
+  auto admin = MakeAdmin(nameservers);
+  if (!admin.ok()) return ReportError(admin.status());
+  absl::StatusOr<client::TopicInfo> info =
+      (*admin)->CreatePartitions(name, static_cast<int32_t>(*partitions));
+  if (!info.ok()) return ReportError(info.status());
+  std::printf("Topic %s now has %zu partition(s).\n", info->name.c_str(), info->partitions.size());
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunTopic(const std::vector<std::string>& args, const std::string& nameservers) {
@@ -132,6 +151,8 @@ int RunTopic(const std::vector<std::string>& args, const std::string& nameserver
   std::vector<FlagSpec> specs;
   if (sub == "create") {
     specs = {{"partitions"}, {"replication-factor"}, {"config", true, true}};
+  } else if (sub == "alter") {
+    specs = {{"partitions"}};
   } else if (sub != "list" && sub != "describe" && sub != "delete") {
     return ReportUsage("unknown topic subcommand '" + sub + "'", kTopicUsage);
   }
@@ -140,6 +161,7 @@ int RunTopic(const std::vector<std::string>& args, const std::string& nameserver
   if (sub == "create") return Create(*parsed, nameservers);
   if (sub == "list") return List(*parsed, nameservers);
   if (sub == "describe") return Describe(*parsed, nameservers);
+  if (sub == "alter") return Alter(*parsed, nameservers);
   return Delete(*parsed, nameservers);
 }
 

@@ -187,6 +187,13 @@ class Admin {
   // name servers route to (or the request timeout passes).
   virtual absl::StatusOr<TopicInfo> CreateTopic(const NewTopic& topic) = 0;
   virtual absl::Status DeleteTopic(const std::string& name) = 0;
+  // Raises the topic to `count` partitions in all (new ones empty, same
+  // replication factor) and waits until each has a routed leader, like
+  // CreateTopic. Records with a key may map to another partition afterwards.
+  // InvalidArgument (INVALID_PARTITIONS) unless count exceeds the current
+  // count; NotFound for an unknown topic.
+  virtual absl::StatusOr<TopicInfo> CreatePartitions(const std::string& topic,
+                                                     int32_t count) = 0;
   virtual absl::StatusOr<std::vector<TopicInfo>> ListTopics() = 0;
   // With offsets (log start, high watermark) asked of each partition's leader.
   virtual absl::StatusOr<TopicInfo> DescribeTopic(const std::string& name) = 0;

@@ -67,7 +67,8 @@ struct ConsumerConfig {
   bool enable_auto_commit = true;
   std::chrono::milliseconds auto_commit_interval{5000};
   // How often subscribed topics are checked for new partitions and a pattern
-  // for new topics (a change triggers a rebalance).
+  // for new topics (a change triggers a rebalance); also how old the
+  // partition counts PartitionCount returns may be.
   std::chrono::milliseconds metadata_max_age{5000};
 };
 
@@ -140,7 +141,8 @@ class Consumer {
   // order; records before a seeked offset inside a batch are skipped.
   virtual absl::StatusOr<std::vector<ConsumerRecord>> Poll(std::chrono::milliseconds timeout) = 0;
 
-  // Partitions of a topic, from the name servers.
+  // Partitions of a topic, from the name servers (cached: asked again when
+  // the routes of the assigned topics are older than metadata_max_age).
   virtual absl::StatusOr<int32_t> PartitionCount(const std::string& topic) = 0;
 
   // ---- Consumer groups ----

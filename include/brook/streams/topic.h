@@ -30,6 +30,9 @@ struct TopicSpoutOptions {
   // How often the fully acked prefix of each partition is committed (also
   // on close).
   std::chrono::milliseconds commit_interval{1000};
+  // How often the topic is checked for added partitions (0: never). The
+  // consumer's metadata_max_age bounds how fresh the partition count is.
+  std::chrono::milliseconds partition_check_interval{5000};
   // Emit key and value as Bytes instead of strings.
   bool bytes = false;
   // A failed (or timed out) record is replayed at most this many times, then
@@ -43,14 +46,16 @@ struct TopicSpoutOptions {
 
 // Reads the partitions of `topic` assigned to its task: task i of n takes
 // every partition p with p % n == i (more tasks than partitions leaves some
-// idle). Emits one tuple per record on the default stream with fields
-// key, value, topic, partition, offset, timestamp (key and value "" when
-// null; int64 partition, offset and timestamp in ms), tracked with message
-// id TopicMessageId(partition, offset). Acked offsets are committed per
-// partition up to the first one not yet acked; a failed record is emitted
-// again (same id) before new ones. With acking off every record counts as
-// acked once emitted. open() fails (so Submit does) when the topic does not
-// exist or the consumer cannot be created.
+// idle), including partitions added while it runs (they start at their
+// committed offset or else at their beginning). Emits one tuple per record
+// on the default stream with fields key, value, topic, partition, offset,
+// timestamp (key and value "" when null; int64 partition, offset and
+// timestamp in ms), tracked with message id TopicMessageId(partition,
+// offset). Acked offsets are committed per partition up to the first one not
+// yet acked; a failed record is emitted again (same id) before new ones. With
+// acking off every record counts as acked once emitted. open() fails (so
+// Submit does) when the topic does not exist or the consumer cannot be
+// created.
 SpoutFactory TopicSpout(TopicSpoutOptions options);
 
 // The output fields of TopicSpout.

@@ -224,6 +224,52 @@ TEST(MetadataStateTest, PartitionChangeForOtherIncarnationOrPartitionIsNoOp) {
   EXPECT_EQ(state.last_offset(), Offset(3));
 }
 
+proto::MetadataRecord AddRec(const std::string& name, const std::string& id, int32_t first,
+                             const std::vector<std::vector<int32_t>>& replicas) {
+  proto::MetadataRecord r;
+  proto::AddPartitionsRecord* add = r.mutable_add_partitions();
+  add->set_topic(name);
+  add->set_topic_id(id);
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    proto::PartitionDescription* d = add->add_partitions();
+    d->set_partition(first + static_cast<int32_t>(i));
+    for (int32_t b : replicas[i]) {
+      d->add_replicas(b);
+      d->add_isr(b);
+    }
+    d->set_leader(replicas[i][0]);
+  }
+  return r;
+}
+
+TEST(MetadataStateTest, AddPartitionsAppendsAndKeepsExistingPartitions) {
+  MetadataState state;
+  ASSERT_TRUE(state.Apply(Offset(0), TopicRec("t", "id-t", {{1, 2}})).ok());
+  ASSERT_TRUE(state.Apply(Offset(1), ChangeRec("t", "id-t", 0, 2, 5, {2})).ok());
+  ASSERT_TRUE(state.Apply(Offset(2), AddRec("t", "id-t", 1, {{2, 1}, {1, 2}})).ok());
+  const proto::TopicDescription* t = state.FindTopic("t");
+  ASSERT_EQ(t->partitions_size(), 3);
+  EXPECT_EQ(t->partitions(0).leader(), 2);  // the change before stays
+  EXPECT_EQ(t->partitions(0).leader_epoch(), 5);
+  EXPECT_EQ(t->partitions(1).partition(), 1);
+  EXPECT_EQ(t->partitions(1).leader(), 2);
+  EXPECT_EQ(t->partitions(2).leader(), 1);
+  EXPECT_EQ(state.AssignmentsFor(NodeId(1)).size(), 3u);
+}
+
+TEST(MetadataStateTest, AddPartitionsForOtherIncarnationOrWrongStartIsNoOp) {
+  MetadataState state;
+  ASSERT_TRUE(state.Apply(Offset(0), TopicRec("t", "id-new", {{1}, {1}})).ok());
+  const std::string before = state.FindTopic("t")->SerializeAsString();
+  ASSERT_TRUE(state.Apply(Offset(1), AddRec("t", "id-old", 2, {{1}})).ok());
+  ASSERT_TRUE(state.Apply(Offset(2), AddRec("t", "id-new", 1, {{1}})).ok());  // overlaps
+  ASSERT_TRUE(state.Apply(Offset(3), AddRec("t", "id-new", 3, {{1}})).ok());  // leaves a gap
+  ASSERT_TRUE(state.Apply(Offset(4), AddRec("missing", "x", 0, {{1}})).ok());
+  EXPECT_EQ(state.FindTopic("t")->SerializeAsString(), before);
+  EXPECT_EQ(state.FindTopic("missing"), nullptr);
+  EXPECT_EQ(state.last_offset(), Offset(4));
+}
+
 TEST(MetadataStateTest, FenceMatchesEpochAndRegistrationUnfences) {
   MetadataState state;
   ASSERT_TRUE(state.Apply(Offset(0), BrokerRec(1, "h", 1, 10)).ok());
