@@ -560,23 +560,33 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- topic administration ---------------------------------------------
 
-  void HandleCreateTopic(const rpc::Request& req) {
-    proto::CreateTopicRequest in;
+  // Parses a `Request`, then runs `change` (a topic change that waits for
+  // its Raft commit) on the controller thread and answers a `Response`
+  // holding the topic it returns.
+  template <typename Request, typename Response>
+  void HandleTopicChange(const rpc::Request& req, const char* request_name,
+                         absl::StatusOr<proto::TopicDescription> (Impl::*change)(const Request&)) {
+    Request in;
     if (!req.ParseHeader(&in)) {
-      req.RespondError(ErrorCode::INVALID_REQUEST, "unparsable CreateTopicRequest");
+      req.RespondError(ErrorCode::INVALID_REQUEST, absl::StrCat("unparsable ", request_name));
       return;
     }
     if (!CheckServing(req)) return;
-    Enqueue([self = shared_from_this(), req, in = std::move(in)] {
-      auto created = self->CreateTopic(in);
-      if (!created.ok()) {
-        req.RespondError(ToErrorCode(created.status()), std::string(created.status().message()));
+    Enqueue([self = shared_from_this(), req, in = std::move(in), change] {
+      auto topic = ((*self).*change)(in);
+      if (!topic.ok()) {
+        req.RespondError(ToErrorCode(topic.status()), std::string(topic.status().message()));
         return;
       }
-      proto::CreateTopicResponse out;
-      *out.mutable_topic() = *std::move(created);
+      Response out;
+      *out.mutable_topic() = *std::move(topic);
       req.Respond(out);
     });
+  }
+
+  void HandleCreateTopic(const rpc::Request& req) {
+    HandleTopicChange<proto::CreateTopicRequest, proto::CreateTopicResponse>(
+        req, "CreateTopicRequest", &Impl::CreateTopic);
   }
 
   absl::StatusOr<proto::TopicDescription> CreateTopic(const proto::CreateTopicRequest& in) {
@@ -647,22 +657,8 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void HandleCreatePartitions(const rpc::Request& req) {
-    proto::CreatePartitionsRequest in;
-    if (!req.ParseHeader(&in)) {
-      req.RespondError(ErrorCode::INVALID_REQUEST, "unparsable CreatePartitionsRequest");
-      return;
-    }
-    if (!CheckServing(req)) return;
-    Enqueue([self = shared_from_this(), req, in = std::move(in)] {
-      auto grown = self->CreatePartitions(in);
-      if (!grown.ok()) {
-        req.RespondError(ToErrorCode(grown.status()), std::string(grown.status().message()));
-        return;
-      }
-      proto::CreatePartitionsResponse out;
-      *out.mutable_topic() = *std::move(grown);
-      req.Respond(out);
-    });
+    HandleTopicChange<proto::CreatePartitionsRequest, proto::CreatePartitionsResponse>(
+        req, "CreatePartitionsRequest", &Impl::CreatePartitions);
   }
 
   // Appends partitions current..count-1 to the topic, placed on the live

@@ -40,6 +40,7 @@
 #include "brook/streams/topic.h"
 #include "common/http/admin_server.h"
 #include "examples/example_flags.h"
+#include "examples/example_topics.h"
 
 namespace {
 
@@ -126,12 +127,6 @@ class CountBolt : public IBolt {
   std::unique_ptr<KeyValueState> state_;
 };
 
-absl::Status EnsureTopic(client::Admin& admin, const std::string& topic, int partitions) {
-  auto info = admin.CreateTopic(client::NewTopic{topic, partitions, 0, {}});
-  if (info.ok() || absl::IsAlreadyExists(info.status())) return absl::OkStatus();
-  return info.status();
-}
-
 // Calls fn(record) for every record of `topic` up to its end at the call.
 absl::Status ReadWholeTopic(const std::string& nameservers, const std::string& topic,
                             const std::function<void(const client::ConsumerRecord&)>& fn) {
@@ -199,42 +194,32 @@ int main(int argc, char** argv) {
   if (!flags.Done("streams_topic_word_count.cc")) return 2;
   if (f.nameservers.empty()) f.nameservers = client::DefaultNameservers();
 
-  auto admin = client::Admin::Create(client::AdminConfig{f.nameservers, 10s});
-  if (!admin.ok()) {
-    std::fprintf(stderr, "admin: %s\n", admin.status().ToString().c_str());
+  if (absl::Status s = brook::examples::EnsureTopics(
+          f.nameservers, {{f.input, f.partitions}, {f.output, f.partitions}});
+      !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
     return 1;
-  }
-  for (const auto& t : {f.input, f.output}) {
-    absl::Status s = EnsureTopic(**admin, t, f.partitions);
-    if (!s.ok()) {
-      std::fprintf(stderr, "creating topic %s: %s\n", t.c_str(), s.ToString().c_str());
-      return 1;
-    }
   }
 
   if (f.sentences > 0) {
     client::ProducerConfig pc;
     pc.nameservers = f.nameservers;
-    auto producer = client::Producer::Create(pc);
+    auto producer = brook::examples::CountingProducer::Create(pc);
     if (!producer.ok()) {
       std::fprintf(stderr, "producer: %s\n", producer.status().ToString().c_str());
       return 1;
     }
     uint64_t seed =
         static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-    std::atomic<int> failed{0};
     for (auto& s : MakeSentences(f.sentences, seed)) {
       client::ProducerRecord r;
       r.topic = f.input;
       r.value = std::move(s);
-      (*producer)->Send(std::move(r), [&failed](const absl::StatusOr<client::RecordMetadata>& m) {
-        if (!m.ok()) ++failed;
-      });
+      (*producer)->Send(std::move(r));
     }
     absl::Status s = (*producer)->Close();
-    if (!s.ok() || failed > 0) {
-      std::fprintf(stderr, "producing sentences: %s, %d failed\n", s.ToString().c_str(),
-                   failed.load());
+    if (!s.ok()) {
+      std::fprintf(stderr, "producing sentences: %s\n", s.ToString().c_str());
       return 1;
     }
     std::fprintf(stderr, "produced %d sentences to %s\n", f.sentences, f.input.c_str());

@@ -16,7 +16,6 @@
 //                                           topic of a running server, then
 //                                           measures the topology reading it
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -27,14 +26,13 @@
 #include <thread>
 #include <vector>
 
-#include "brook/admin.h"
-#include "brook/producer.h"
 #include "brook/streams/helpers.h"
 #include "brook/streams/local_cluster.h"
 #include "brook/streams/topic.h"
 #include "brook/streams/topology.h"
 #include "common/http/metrics.h"
 #include "examples/example_flags.h"
+#include "examples/example_topics.h"
 
 namespace {
 
@@ -197,31 +195,25 @@ int RunCount() {
 absl::StatusOr<std::string> FillTopic(const std::string& nameservers, int partitions, int n,
                                       const std::vector<std::string>& sentences) {
   namespace client = brook::client;
-  auto admin = client::Admin::Create(client::AdminConfig{nameservers, std::chrono::seconds(10)});
-  if (!admin.ok()) return admin.status();
   const std::string topic =
       "bench-sentences-" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                                               std::chrono::system_clock::now().time_since_epoch())
                                               .count());
-  auto info = (*admin)->CreateTopic(client::NewTopic{topic, partitions, 0, {}});
-  if (!info.ok()) return info.status();
+  absl::Status s = brook::examples::EnsureTopics(nameservers, {{topic, partitions}});
+  if (!s.ok()) return s;
   client::ProducerConfig pc;
   pc.nameservers = nameservers;
-  auto producer = client::Producer::Create(pc);
+  auto producer = brook::examples::CountingProducer::Create(pc);
   if (!producer.ok()) return producer.status();
-  std::atomic<int> failed{0};
   for (int i = 0; i < n; ++i) {
     client::ProducerRecord r;
     r.topic = topic;
     r.partition = i % partitions;
     r.value = sentences[static_cast<size_t>(i) % sentences.size()];
-    (*producer)->Send(std::move(r), [&failed](const absl::StatusOr<client::RecordMetadata>& m) {
-      if (!m.ok()) ++failed;
-    });
+    (*producer)->Send(std::move(r));
   }
-  absl::Status s = (*producer)->Close();
+  s = (*producer)->Close();
   if (!s.ok()) return s;
-  if (failed > 0) return absl::UnavailableError(std::to_string(failed) + " sends failed");
   return topic;
 }
 
