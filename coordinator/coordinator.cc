@@ -560,6 +560,23 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- topic administration ---------------------------------------------
 
+  // Appends partitions first, first+1, ... with the replica lists of
+  // `placement`, all in sync, each led by its first replica at epoch 0.
+  static void AddPlacedPartitions(
+      const std::vector<std::vector<int32_t>>& placement, int32_t first,
+      google::protobuf::RepeatedPtrField<proto::PartitionDescription>* out) {
+    for (size_t i = 0; i < placement.size(); ++i) {
+      proto::PartitionDescription* part = out->Add();
+      part->set_partition(first + static_cast<int32_t>(i));
+      for (int32_t b : placement[i]) {
+        part->add_replicas(b);
+        part->add_isr(b);
+      }
+      part->set_leader(part->replicas(0));
+      part->set_leader_epoch(0);
+    }
+  }
+
   // Parses a `Request`, then runs `change` (a topic change that waits for
   // its Raft commit) on the controller thread and answers a `Response`
   // holding the topic it returns.
@@ -631,17 +648,8 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
       topic->set_name(in.topic());
       topic->set_topic_id(absl::StrFormat("%016x%016x", rng(), rng()));
       *topic->mutable_config() = config;
-      const auto placement = PlaceReplicas(live, partitions, rf, placement_rotation++);
-      for (int32_t p = 0; p < partitions; ++p) {
-        proto::PartitionDescription* part = topic->add_partitions();
-        part->set_partition(p);
-        for (int32_t b : placement[static_cast<size_t>(p)]) {
-          part->add_replicas(b);
-          part->add_isr(b);
-        }
-        part->set_leader(part->replicas(0));
-        part->set_leader_epoch(0);
-      }
+      AddPlacedPartitions(PlaceReplicas(live, partitions, rf, placement_rotation++), 0,
+                          topic->mutable_partitions());
     }
     auto index = ProposeAndWait({record});
     if (!index.ok()) return index.status();
@@ -697,18 +705,9 @@ struct Coordinator::Impl : std::enable_shared_from_this<Impl> {
       add->set_topic(in.topic());
       add->set_topic_id(topic_id);
       const int32_t added = in.count() - current;
-      const auto placement =
-          PlaceReplicas(live, added, rf, placement_rotation++ + static_cast<uint64_t>(current));
-      for (int32_t i = 0; i < added; ++i) {
-        proto::PartitionDescription* part = add->add_partitions();
-        part->set_partition(current + i);
-        for (int32_t b : placement[static_cast<size_t>(i)]) {
-          part->add_replicas(b);
-          part->add_isr(b);
-        }
-        part->set_leader(part->replicas(0));
-        part->set_leader_epoch(0);
-      }
+      AddPlacedPartitions(
+          PlaceReplicas(live, added, rf, placement_rotation++ + static_cast<uint64_t>(current)),
+          current, add->mutable_partitions());
     }
     auto index = ProposeAndWait({record});
     if (!index.ok()) return index.status();
