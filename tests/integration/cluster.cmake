@@ -33,3 +33,6 @@ add_executable(brook-bench-failover ${PROJECT_SOURCE_DIR}/bench/failover.cc)
 target_include_directories(brook-bench-failover PRIVATE ${PROJECT_SOURCE_DIR}
   ${PROJECT_SOURCE_DIR}/include)
 target_link_libraries(brook-bench-failover PRIVATE brook::test_cluster absl::strings)
+
+# Log compaction on a replicated topic across leader kills.
+brook_cluster_test(cluster_compaction_test TIMEOUT 120)
