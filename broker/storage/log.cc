@@ -595,6 +595,10 @@ absl::StatusOr<AppendResult> PartitionLog::Append(std::span<uint8_t> batches, Le
     count += int64_t{v.last_offset_delta()} + 1;
     if (m.config.cleanup_policy == CleanupPolicy::kCompact) {
       auto keyless = HasKeylessRecord(v);
+      if (absl::IsUnimplemented(keyless.status())) {
+        return MakeError(proto::ErrorCode::INVALID_RECORD,
+                         "compacted topic: batches must be uncompressed or zstd");
+      }
       if (!keyless.ok()) return Corrupt(std::string(keyless.status().message()));
       if (*keyless) {
         return MakeError(proto::ErrorCode::INVALID_RECORD,

@@ -14,6 +14,7 @@
 
 #include "broker/storage/log.h"
 #include "broker/storage/log_cleaner.h"
+#include "common/crc32c.h"
 #include "common/record_batch.h"
 #include "gtest/gtest.h"
 #include "tests/unit/storage/fault_fs.h"
@@ -278,6 +279,19 @@ TEST(CompactionTest, CompactOnlyTopicRefusesKeylessRecords) {
   EXPECT_EQ(CodeOf(log->Append(std::span<uint8_t>(z), LeaderEpoch(1)).status()),
             ErrorCode::INVALID_RECORD);
   EXPECT_EQ(AppendRecs(*log, {{"k", "v"}}, 1), 0);
+  // A codec compaction cannot read (gzip here) is refused as such, not as
+  // corruption: the batch below is marked gzip with a valid CRC.
+  std::vector<uint8_t> g = Batch({{"k", "v"}}, 1);
+  uint16_t attributes = wire::GetBE16(g.data() + batch_layout::kAttributes);
+  attributes = static_cast<uint16_t>((attributes & ~kCompressionMask) |
+                                     static_cast<uint16_t>(Compression::kGzip));
+  wire::PutBE16(g.data() + batch_layout::kAttributes, attributes);
+  wire::PutBE32(g.data() + batch_layout::kCrc,
+                Crc32c(g.data() + batch_layout::kAttributes, g.size() - batch_layout::kAttributes));
+  auto gz = log->Append(std::span<uint8_t>(g), LeaderEpoch(1));
+  EXPECT_EQ(CodeOf(gz.status()), ErrorCode::INVALID_RECORD) << gz.status();
+  EXPECT_NE(gz.status().message().find("zstd"), std::string::npos) << gz.status();
+  EXPECT_EQ(log->log_end_offset(), Offset(1));
 }
 
 TEST(CompactionTest, RespectsCompactionLagAndDirtyRatio) {
