@@ -1364,6 +1364,34 @@ struct Broker::State : std::enable_shared_from_this<Broker::State> {
                    "Records a follower replica is behind its leader's log end (0 on leaders)")
           ->Set(lag);
     }
+    if (queue != nullptr) CollectQueueMetrics(reg);
+  }
+
+  // One set of gauges per queue subscription loaded on this broker.
+  void CollectQueueMetrics(metrics::Registry& reg) const {
+    for (const auto& q : queue->SubscriptionStates()) {
+      const metrics::Labels labels = {
+          {"topic", q.topic}, {"partition", std::to_string(q.partition)}, {"group", q.group}};
+      const proto::QueuePartitionState& st = q.state;
+      const std::pair<const char*, std::pair<int64_t, const char*>> gauges[] = {
+          {"brook_queue_backlog",
+           {st.backlog(), "Records of a queue subscription not yet handled (up to the high watermark)"}},
+          {"brook_queue_in_flight", {st.in_flight(), "Records delivered and not yet acknowledged"}},
+          {"brook_queue_delayed",
+           {st.delayed(), "Records waiting for their deliver-at time or a redelivery back-off"}},
+          {"brook_queue_ack_floor", {st.ack_floor(), "Every offset below it is handled"}},
+          {"brook_queue_consumers", {st.consumers(), "Consumers seen within the ack timeout"}},
+          {"brook_queue_acked",
+           {st.acked(), "Records acknowledged since the subscription was created"}},
+          {"brook_queue_filtered", {st.filtered(), "Records skipped by the tag filter, in all"}},
+          {"brook_queue_dead_lettered", {st.dead_lettered(), "Records sent to the dead-letter topic, in all"}},
+          {"brook_queue_redeliveries", {st.redeliveries(), "Redeliveries (ack timeouts and nacks), in all"}},
+      };
+      for (const auto& [name, value_help] : gauges) {
+        reg.GetGauge(name, labels, value_help.second)
+            ->Set(static_cast<double>(value_help.first));
+      }
+    }
   }
 };
 

@@ -1198,4 +1198,28 @@ size_t QueueService::subscription_count() const {
   return impl_->subs.size();
 }
 
+std::vector<QueueService::SubscriptionState> QueueService::SubscriptionStates() const {
+  std::vector<std::shared_ptr<Sub>> subs;
+  {
+    absl::MutexLock l(&impl_->mu);
+    for (const auto& [key, sub] : impl_->subs) subs.push_back(sub);
+  }
+  const int64_t now = impl_->Now();
+  std::vector<SubscriptionState> out;
+  for (const auto& sub : subs) {
+    SubscriptionState row;
+    row.topic = sub->key.topic;
+    row.partition = sub->key.partition;
+    row.group = sub->key.group;
+    absl::MutexLock l(&sub->mu);
+    if (sub->dropped) continue;
+    sub->sm->Describe(now, &row.state);
+    row.state.set_high_watermark(sub->view->high_watermark());
+    row.state.set_backlog(row.state.backlog() +
+                          std::max<int64_t>(0, sub->view->high_watermark() - sub->sm->read_offset()));
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
 }  // namespace brook::queue

@@ -121,6 +121,17 @@ class QueueService {
   // Subscriptions loaded in memory (for tests and metrics).
   size_t subscription_count() const;
 
+  // The state of every loaded subscription, as API_QUEUE_DESCRIBE reports it
+  // (without reading the log first: `backlog` counts records up to the
+  // partition's high watermark). For /metrics; safe from any thread.
+  struct SubscriptionState {
+    std::string topic;
+    int32_t partition = 0;
+    std::string group;
+    proto::QueuePartitionState state;
+  };
+  std::vector<SubscriptionState> SubscriptionStates() const;
+
   struct Impl;
 
  private:

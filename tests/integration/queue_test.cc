@@ -214,6 +214,19 @@ TEST_F(QueueTest, ReceiveAckNackAndTheirErrors) {
     acked += s.acked;
   }
   EXPECT_EQ(acked, 10);
+  // The same state on the broker's /metrics, per subscription.
+  const std::string metrics = HttpGet(server_.admin().port, "/metrics");
+  for (int p = 0; p < 2; ++p) {
+    const std::string labels =
+        absl::StrCat("{topic=\"jobs\",partition=\"", p, "\",group=\"workers\"}");
+    EXPECT_NE(metrics.find("brook_queue_acked" + labels + " 5"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("brook_queue_backlog" + labels + " 0"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("brook_queue_ack_floor" + labels + " 5"), std::string::npos) << metrics;
+  }
+  EXPECT_NE(metrics.find("brook_queue_redeliveries{topic=\"jobs\",partition=\""
+                         + std::to_string(got[1].record.partition) + "\",group=\"workers\"} 1"),
+            std::string::npos)
+      << metrics;
   EXPECT_TRUE(q->Close().ok());
   EXPECT_FALSE(q->Receive(1, 10ms).ok());
 }
