@@ -38,7 +38,13 @@ inline absl::Status EnsureTopics(const std::string& nameservers,
 // A Producer whose sends count their failures; Close fails if any did.
 class CountingProducer {
  public:
-  static absl::StatusOr<std::unique_ptr<CountingProducer>> Create(client::ProducerConfig config) {
+  // Default producer settings but `nameservers` and `linger`.
+  static absl::StatusOr<std::unique_ptr<CountingProducer>> Create(
+      const std::string& nameservers,
+      std::chrono::milliseconds linger = client::ProducerConfig().linger) {
+    client::ProducerConfig config;
+    config.nameservers = nameservers;
+    config.linger = linger;
     auto producer = client::Producer::Create(std::move(config));
     if (!producer.ok()) return producer.status();
     return std::unique_ptr<CountingProducer>(new CountingProducer(std::move(*producer)));

@@ -141,10 +141,7 @@ int main(int argc, char** argv) {
   const std::string run = std::to_string(NowMs());
   std::map<std::pair<int64_t, std::string>, std::pair<int, int>> cells;
   {
-    client::ProducerConfig pc;
-    pc.nameservers = f.nameservers;
-    pc.linger = 1ms;
-    auto producer = brook::examples::CountingProducer::Create(pc);
+    auto producer = brook::examples::CountingProducer::Create(f.nameservers, 1ms);
     if (!producer.ok()) {
       std::fprintf(stderr, "producer: %s\n", producer.status().ToString().c_str());
       return 1;

@@ -40,6 +40,7 @@
 #include "brook/streams/topic.h"
 #include "common/http/admin_server.h"
 #include "examples/example_flags.h"
+#include "examples/example_sentences.h"
 #include "examples/example_topics.h"
 
 namespace {
@@ -61,31 +62,6 @@ struct Flags {
   int timeout_s = 60;
   bool forever = false;
 };
-
-// Sentences of about 100 bytes from a small vocabulary; `seed` varies them.
-std::vector<std::string> MakeSentences(int n, uint64_t seed) {
-  static const char* kWords[] = {
-      "the",    "cow",  "jumped", "over",  "moon", "an",    "apple",  "a",     "day",    "keeps",
-      "doctor", "away", "four",   "score", "and",  "seven", "years",  "ago",   "snow",   "white",
-      "dwarfs", "i",    "am",     "at",    "two",  "with",  "nature", "brook", "stream", "river"};
-  const int kNumWords = sizeof(kWords) / sizeof(kWords[0]);
-  std::vector<std::string> out;
-  uint64_t x = 88172645463325252ull ^ (seed * 0x9e3779b97f4a7c15ull);
-  for (int i = 0; i < n; ++i) {
-    std::string s;
-    for (;;) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      std::string w = kWords[x % kNumWords];
-      if (s.size() + 1 + w.size() > 100) break;
-      if (!s.empty()) s += ' ';
-      s += w;
-    }
-    out.push_back(std::move(s));
-  }
-  return out;
-}
 
 void SplitWords(const Tuple& t, const Emit& emit) {
   const std::string& s = t.get_string("value");
@@ -202,16 +178,14 @@ int main(int argc, char** argv) {
   }
 
   if (f.sentences > 0) {
-    client::ProducerConfig pc;
-    pc.nameservers = f.nameservers;
-    auto producer = brook::examples::CountingProducer::Create(pc);
+    auto producer = brook::examples::CountingProducer::Create(f.nameservers);
     if (!producer.ok()) {
       std::fprintf(stderr, "producer: %s\n", producer.status().ToString().c_str());
       return 1;
     }
     uint64_t seed =
         static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-    for (auto& s : MakeSentences(f.sentences, seed)) {
+    for (auto& s : brook::examples::MakeSentences(f.sentences, seed)) {
       client::ProducerRecord r;
       r.topic = f.input;
       r.value = std::move(s);

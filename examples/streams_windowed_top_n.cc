@@ -206,10 +206,7 @@ int main(int argc, char** argv) {
   // Produce this run's words and the exact counts of every window holding one.
   std::map<int64_t, Counts> per_window;
   {
-    client::ProducerConfig pc;
-    pc.nameservers = f.nameservers;
-    pc.linger = 1ms;
-    auto producer = brook::examples::CountingProducer::Create(pc);
+    auto producer = brook::examples::CountingProducer::Create(f.nameservers, 1ms);
     if (!producer.ok()) {
       std::fprintf(stderr, "producer: %s\n", producer.status().ToString().c_str());
       return 1;

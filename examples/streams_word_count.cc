@@ -32,37 +32,12 @@
 #include "brook/streams/topology.h"
 #include "common/http/metrics.h"
 #include "examples/example_flags.h"
+#include "examples/example_sentences.h"
 #include "examples/example_topics.h"
 
 namespace {
 
 using namespace brook::streams;
-
-// Sentences of exactly 100 bytes built from a small vocabulary.
-std::vector<std::string> MakeSentences(int n) {
-  static const char* kWords[] = {
-      "the",    "cow",  "jumped", "over",  "moon", "an",    "apple",  "a",     "day",    "keeps",
-      "doctor", "away", "four",   "score", "and",  "seven", "years",  "ago",   "snow",   "white",
-      "dwarfs", "i",    "am",     "at",    "two",  "with",  "nature", "brook", "stream", "river"};
-  const int kNumWords = sizeof(kWords) / sizeof(kWords[0]);
-  std::vector<std::string> out;
-  uint64_t x = 88172645463325252ull;
-  for (int i = 0; i < n; ++i) {
-    std::string s;
-    for (;;) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      std::string w = kWords[x % kNumWords];
-      if (s.size() + 1 + w.size() > 100) break;
-      if (!s.empty()) s += ' ';
-      s += w;
-    }
-    s.append(100 - s.size(), ' ');  // pad to 100 bytes
-    out.push_back(std::move(s));
-  }
-  return out;
-}
 
 // Emits sentences[i % n] with message id i (when tracking), `limit` in all
 // (0: forever). Failed ids are re-emitted.
@@ -138,7 +113,8 @@ double Quantile(const brook::metrics::Histogram& h, double q) {
 }
 
 int RunCount() {
-  auto sentences = std::make_shared<const std::vector<std::string>>(MakeSentences(100));
+  auto sentences = std::make_shared<const std::vector<std::string>>(
+      brook::examples::MakeSentences(100, 0, /*pad=*/true));
   const uint64_t kSentences = 10000;
   std::map<std::string, int64_t> expected;
   for (uint64_t i = 0; i < kSentences; ++i) {
@@ -201,9 +177,7 @@ absl::StatusOr<std::string> FillTopic(const std::string& nameservers, int partit
                                               .count());
   absl::Status s = brook::examples::EnsureTopics(nameservers, {{topic, partitions}});
   if (!s.ok()) return s;
-  client::ProducerConfig pc;
-  pc.nameservers = nameservers;
-  auto producer = brook::examples::CountingProducer::Create(pc);
+  auto producer = brook::examples::CountingProducer::Create(nameservers);
   if (!producer.ok()) return producer.status();
   for (int i = 0; i < n; ++i) {
     client::ProducerRecord r;
@@ -241,7 +215,8 @@ int RunBench(int argc, char** argv) {
     return 2;
   }
   const bool acking = acking_flag != "off";
-  auto sentences = std::make_shared<const std::vector<std::string>>(MakeSentences(1000));
+  auto sentences = std::make_shared<const std::vector<std::string>>(
+      brook::examples::MakeSentences(1000, 0, /*pad=*/true));
   double words = 0;
   for (const auto& x : *sentences) {
     for (size_t i = 0; i < x.size(); ++i) words += (x[i] != ' ' && (i == 0 || x[i - 1] == ' '));

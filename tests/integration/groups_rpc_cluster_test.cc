@@ -28,18 +28,24 @@ using proto::ErrorCode;
 constexpr auto kCallTimeout = 5000ms;
 constexpr int32_t kSessionMs = 10000;
 
+// A name server and a 3-member coordinator quorum, no brokers, with fast
+// fail-over timings and no initial rebalance delay.
+ClusterOptions QuorumOnly() {
+  ClusterOptions o;
+  o.nameservers = 1;
+  o.coordinators = 3;
+  o.brokers = 0;
+  o.config = FastFailoverConfig();
+  o.coordinator_args = {"--group-initial-rebalance-delay-ms=0"};
+  return o;
+}
+
+// One request; the response header parsed as Resp even when it carries an
+// error code.
 template <typename Resp>
 absl::StatusOr<Resp> Call(rpc::RpcClient& client, proto::Api api,
                           const google::protobuf::Message& req) {
-  auto done = std::make_shared<std::promise<absl::StatusOr<rpc::Response>>>();
-  auto future = done->get_future();
-  client.Call(api, 0, req, {}, kCallTimeout,
-              [done](absl::StatusOr<rpc::Response> r) { done->set_value(std::move(r)); });
-  absl::StatusOr<rpc::Response> r = future.get();
-  if (!r.ok()) return r.status();
-  Resp out;
-  if (!out.ParseFromString(r->header)) return absl::DataLossError("unparsable response");
-  return out;
+  return CallParsed<Resp>(client, api, req, kCallTimeout);
 }
 
 // Sends `req` to coordinator `*id` and follows NOT_COORDINATOR answers to
@@ -172,13 +178,7 @@ std::map<int32_t, int64_t> Offsets(const proto::OffsetFetchResponse& r) {
 }
 
 TEST(GroupsRpcClusterTest, OffsetsAndMembersSurviveCoordinatorLeaderKill) {
-  ClusterOptions o;
-  o.nameservers = 1;
-  o.coordinators = 3;
-  o.brokers = 0;
-  o.config = FastFailoverConfig();
-  o.coordinator_args = {"--group-initial-rebalance-delay-ms=0"};
-  Cluster cluster(o);
+  Cluster cluster(QuorumOnly());
   ASSERT_TRUE(cluster.Start().ok()) << cluster.LogTails();
   auto leader = cluster.WaitForCoordinatorLeader(10s);
   ASSERT_TRUE(leader.ok()) << leader.status();
@@ -349,13 +349,7 @@ TEST(GroupsRpcClusterTest, OffsetsAndMembersSurviveCoordinatorLeaderKill) {
 // closes), rather than holding them to the rebalance timeout; the members
 // then form the next generation on the new leader.
 TEST(GroupsRpcClusterTest, GracefulLeaderStopReleasesWaitingJoins) {
-  ClusterOptions o;
-  o.nameservers = 1;
-  o.coordinators = 3;
-  o.brokers = 0;
-  o.config = FastFailoverConfig();
-  o.coordinator_args = {"--group-initial-rebalance-delay-ms=0"};
-  Cluster cluster(o);
+  Cluster cluster(QuorumOnly());
   ASSERT_TRUE(cluster.Start().ok()) << cluster.LogTails();
   auto leader = cluster.WaitForCoordinatorLeader(10s);
   ASSERT_TRUE(leader.ok()) << leader.status();

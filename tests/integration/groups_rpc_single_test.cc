@@ -33,19 +33,11 @@ constexpr auto kCallTimeout = 10000ms;
 constexpr int32_t kSessionMs = 10000;
 
 // One request; the response header parsed as Resp even when it carries an
-// error code (an ErrorResponse parses as any response).
+// error code.
 template <typename Resp>
 absl::StatusOr<Resp> Call(rpc::RpcClient& client, proto::Api api,
                           const google::protobuf::Message& req) {
-  auto done = std::make_shared<std::promise<absl::StatusOr<rpc::Response>>>();
-  auto future = done->get_future();
-  client.Call(api, 0, req, {}, kCallTimeout,
-              [done](absl::StatusOr<rpc::Response> r) { done->set_value(std::move(r)); });
-  absl::StatusOr<rpc::Response> r = future.get();
-  if (!r.ok()) return r.status();
-  Resp out;
-  if (!out.ParseFromString(r->header)) return absl::DataLossError("unparsable response");
-  return out;
+  return CallParsed<Resp>(client, api, req, kCallTimeout);
 }
 
 template <typename Resp>

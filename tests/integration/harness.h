@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -89,6 +90,24 @@ int RunServerToExit(const std::vector<std::string>& args, std::string* err,
 // ---- raw-protocol helpers ----
 
 absl::StatusOr<std::shared_ptr<rpc::RpcClient>> Connect(rpc::IoThread& io, const Address& a);
+
+// One request on `client`, waited for; the response header parsed as Resp
+// even when it carries an error code (an ErrorResponse parses as any
+// response).
+template <typename Resp>
+absl::StatusOr<Resp> CallParsed(rpc::RpcClient& client, proto::Api api,
+                                const google::protobuf::Message& req,
+                                std::chrono::milliseconds timeout) {
+  auto done = std::make_shared<std::promise<absl::StatusOr<rpc::Response>>>();
+  auto future = done->get_future();
+  client.Call(api, 0, req, {}, timeout,
+              [done](absl::StatusOr<rpc::Response> r) { done->set_value(std::move(r)); });
+  absl::StatusOr<rpc::Response> r = future.get();
+  if (!r.ok()) return r.status();
+  Resp out;
+  if (!out.ParseFromString(r->header)) return absl::DataLossError("unparsable response");
+  return out;
+}
 
 // CreateTopic through the coordinator; returns the description.
 absl::StatusOr<proto::TopicDescription> CreateTopic(rpc::RpcClient& coordinator,
